@@ -1,0 +1,19 @@
+PY := .venv/bin/python
+
+.PHONY: setup test test-slow proto bench
+
+# Everything: system packages, Caffe + pycaffe (cached), .venv, test models.
+setup:
+	bash scripts/setup.sh
+
+# The default test run (CI).
+test:
+	$(PY) -m pytest -q
+
+# Slow checks: full-size models, long fuzzing.
+test-slow:
+	$(PY) -m pytest -q -m slow
+
+# Regenerate the protobuf module from caffe_relabel/proto/caffe_relabel_caffe.proto.
+proto:
+	cd caffe_relabel/proto && protoc --python_out=. caffe_relabel_caffe.proto

@@ -1,0 +1,56 @@
+"""Classifier backends: real pycaffe, and the Caffe-faithful engine.
+
+``load_classifier(prototxt, weights, backend=...)`` picks one by name;
+``"auto"`` takes pycaffe when it imports and the engine otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Callable, Optional
+
+from ..errors import BackendUnavailableError
+from .base import Classifier, LossGradient, softmax_cross_entropy_grad
+
+# Backend name -> "module:class"; a new backend joins here.
+BACKENDS: dict[str, str] = {
+    "pycaffe": "caffe_relabel.backends.pycaffe:PycaffeClassifier",
+    "engine": "caffe_relabel.backends.engine:EngineClassifier",
+}
+
+
+def _backend_class(name: str) -> Callable[..., Classifier]:
+    if name not in BACKENDS:
+        raise ValueError(f"expected backend 'auto' or one of {', '.join(BACKENDS)}, got {name!r}")
+    module, _, cls = BACKENDS[name].partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as e:
+        raise BackendUnavailableError(f"backend {name!r} is not available: {e}") from None
+
+
+def pycaffe_available() -> bool:
+    """True when ``import caffe`` works in this environment."""
+    from .pycaffe import import_caffe
+
+    try:
+        import_caffe()
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+def load_classifier(
+    prototxt: "str | os.PathLike[str]",
+    weights: "Optional[str | os.PathLike[str]]" = None,
+    backend: str = "auto",
+    device: str = "cpu",
+) -> Classifier:
+    """A classifier from a deploy prototxt and a caffemodel on the chosen backend."""
+    if backend == "auto":
+        backend = "pycaffe" if pycaffe_available() else "engine"
+    return _backend_class(backend)(prototxt, weights, device=device)
+
+
+__all__ = ["BACKENDS", "Classifier", "LossGradient", "load_classifier", "pycaffe_available", "softmax_cross_entropy_grad"]

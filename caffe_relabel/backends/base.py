@@ -1,0 +1,113 @@
+"""The one interface every classifier backend meets.
+
+A backend works in the network's own input space (the blob the data layer
+receives, e.g. BGR, 0..255, mean-subtracted, N x C x H x W float32); turning
+images into that space is :mod:`caffe_relabel.preprocess`'s job.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import CaffeRelabelError
+
+
+@dataclass(frozen=True)
+class LossGradient:
+    """One forward and backward pass over a batch.
+
+    probs: N x K class probabilities; loss: N per-sample softmax
+    cross-entropy toward the targets; grad: dL/dX, same shape as the input.
+    Each sample's loss and gradient are its own (the batch loss is a sum,
+    not a mean), so results do not depend on the batch size.
+    """
+
+    probs: np.ndarray
+    loss: np.ndarray
+    grad: np.ndarray
+
+
+class Classifier(abc.ABC):
+    """A Caffe image classifier seen from its input blob."""
+
+    #: Short name of the implementation ("pycaffe", "engine").
+    backend_name: str = "abstract"
+
+    @property
+    @abc.abstractmethod
+    def input_shape(self) -> tuple[int, int, int]:
+        """C, H, W of one input sample."""
+
+    @property
+    @abc.abstractmethod
+    def num_classes(self) -> int:
+        """Number of output classes."""
+
+    @property
+    @abc.abstractmethod
+    def blob_names(self) -> list[str]:
+        """Names of the intermediate blobs :meth:`blob` can return."""
+
+    @abc.abstractmethod
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """N x K class probabilities for an N x C x H x W input."""
+
+    @abc.abstractmethod
+    def loss_and_gradient(self, x: np.ndarray, targets: Sequence[int]) -> LossGradient:
+        """Probabilities, per-sample cross-entropy toward ``targets`` and dL/dX."""
+
+    @abc.abstractmethod
+    def blob(self, x: np.ndarray, name: str) -> np.ndarray:
+        """The named intermediate blob after a forward pass over ``x``."""
+
+    # Shared argument checks, so every backend rejects bad input the same way.
+
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.input_shape):
+            raise CaffeRelabelError(
+                f"expected input of shape N x {' x '.join(map(str, self.input_shape))}, got {list(x.shape)}"
+            )
+        if x.shape[0] == 0:
+            raise CaffeRelabelError("expected at least one input sample, got an empty batch")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise CaffeRelabelError(f"expected a floating-point input blob, got dtype {x.dtype}")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _check_targets(self, targets: Sequence[int], n: int) -> np.ndarray:
+        t = np.asarray(targets).reshape(-1)
+        if t.size == 1 and n > 1:
+            t = np.repeat(t, n)
+        if t.size != n:
+            raise CaffeRelabelError(f"expected {n} targets (one per sample), got {t.size}")
+        if not np.issubdtype(t.dtype, np.integer):
+            raise CaffeRelabelError(f"expected integer class indices as targets, got dtype {t.dtype}")
+        bad = t[(t < 0) | (t >= self.num_classes)]
+        if bad.size:
+            raise CaffeRelabelError(f"expected target classes in 0..{self.num_classes - 1}, got {int(bad[0])}")
+        return t.astype(np.int64)
+
+    def _check_blob_name(self, name: str) -> None:
+        if name not in self.blob_names:
+            close = difflib.get_close_matches(name, self.blob_names, n=5)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            raise CaffeRelabelError(f"no blob named {name!r} in this network{hint}")
+
+
+def softmax_cross_entropy_grad(probs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample loss -log p[target] and dL/dlogits = p - onehot, as Caffe's SoftmaxWithLoss."""
+    n = probs.shape[0]
+    picked = probs[np.arange(n), targets]
+    # Caffe's SoftmaxWithLoss clamps at FLT_MIN before the log.
+    # (float64 log: the loss is reported, never fed back, so keep its digits).
+    loss = -np.log(np.maximum(picked.astype(np.float64), np.finfo(np.float32).tiny))
+    dlogits = probs.copy()
+    dlogits[np.arange(n), targets] -= 1.0
+    return loss, dlogits

@@ -1,0 +1,222 @@
+"""The reference backend: real BVLC Caffe through pycaffe.
+
+The net is built from the user's prototxt patched with ``force_backward:
+true`` (so dL/dX reaches the data blob) in TEST phase. Weights are checked
+against the definition before Caffe sees them: Caffe's own loader aborts the
+process on a mismatch and silently keeps filler values for a layer missing
+from the file, and we want a typed error for both.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, ModelFormatError, UnsupportedLayerError, WeightsMismatchError
+from ..prototxt import force_backward
+from ..proto.io import blob_shape, parse_net, read_weights, weights_by_layer
+from .base import Classifier, LossGradient, softmax_cross_entropy_grad
+
+
+def import_caffe() -> Any:
+    """Import pycaffe quietly, or raise BackendUnavailableError saying how to get it."""
+    # Caffe logs every layer's set-up through glog; keep only errors.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    try:
+        import caffe  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise BackendUnavailableError(
+            f"pycaffe is not importable ({e}); run `make setup` to build it, "
+            "or use the engine backend (backend='engine')"
+        ) from None
+    return caffe
+
+
+@functools.lru_cache(maxsize=None)
+def gpu_usable(index: int) -> bool:
+    """Whether pycaffe can run on GPU ``index``.
+
+    Asked in a child process: a CPU-only Caffe aborts the whole process
+    (LOG(FATAL), not an exception) when told to use a GPU.
+    """
+    probe = f"import caffe; caffe.set_mode_gpu(); caffe.set_device({index}); caffe.Net"
+    env = dict(os.environ, GLOG_minloglevel="3")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=120)
+    return done.returncode == 0
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """'cpu' -> ('cpu', 0); 'gpu', 'gpu:N', 'cuda:N' -> ('gpu', N)."""
+    d = device.strip().lower()
+    if d == "cpu":
+        return "cpu", 0
+    kind, _, index = d.partition(":")
+    if kind in ("gpu", "cuda") and (index == "" or index.isdigit()):
+        return "gpu", int(index or 0)
+    raise ValueError(f"expected device 'cpu', 'gpu:N' or 'cuda:N', got {device!r}")
+
+
+def _legacy_equal(net_shape: tuple[int, ...], stored: tuple[int, ...], has_shape: bool) -> bool:
+    # Caffe's Blob::ShapeEquals: old files store num/channels/height/width,
+    # compared with the net's shape left-padded with ones to 4 axes.
+    if has_shape:
+        return tuple(net_shape) == tuple(stored)
+    return len(net_shape) <= 4 and (1,) * (4 - len(net_shape)) + tuple(net_shape) == tuple(stored)
+
+
+class PycaffeClassifier(Classifier):
+    """A classifier run by real Caffe (``caffe.Net``)."""
+
+    backend_name = "pycaffe"
+
+    def __init__(self, prototxt: "str | os.PathLike[str]", weights: "Optional[str | os.PathLike[str]]" = None,
+                 device: str = "cpu") -> None:
+        caffe = import_caffe()
+        self._caffe = caffe
+        self.prototxt = Path(prototxt)
+        self.weights = Path(weights) if weights is not None else None
+        kind, index = parse_device(device)
+        if kind == "gpu":
+            if not gpu_usable(index):
+                raise BackendUnavailableError(
+                    f"pycaffe cannot use {device}: this Caffe is a CPU-only build or the GPU is missing"
+                )
+            caffe.set_mode_gpu()
+            caffe.set_device(index)
+        else:
+            caffe.set_mode_cpu()
+        self.device = device
+
+        try:
+            text = self.prototxt.read_text()
+        except OSError as e:
+            raise ModelFormatError(f"{self.prototxt}: cannot read prototxt: {e.strerror}") from None
+        patched = force_backward(text)
+        netdef = parse_net(patched, source=str(self.prototxt))
+        self._validate_definition(netdef, caffe)
+        with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+            f.write(patched)
+            tmp = f.name
+        try:
+            self.net = caffe.Net(tmp, caffe.TEST)
+        finally:
+            os.unlink(tmp)
+        if self.weights is not None:
+            self._check_weights(self.weights)
+            self.net.copy_from(str(self.weights))
+
+        if len(self.net.inputs) != 1:
+            raise ModelFormatError(
+                f"{self.prototxt}: expected a net with one input blob, got {len(self.net.inputs)}: {list(self.net.inputs)}"
+            )
+        self._input = self.net.inputs[0]
+        self._output = self.net.outputs[-1]
+        self._layer_names = list(self.net._layer_names)
+        producer = max(i for i, name in enumerate(self._layer_names) if self._output in self.net.top_names[name])
+        self._softmax_out = self.net.layers[producer].type == "Softmax"
+        if self._softmax_out:
+            # Backpropagate from the logits: p - onehot is exact, while going
+            # through Softmax from -1/p loses precision when p is small.
+            self._logits = self.net.bottom_names[self._layer_names[producer]][0]
+            self._backward_start = producer - 1
+        else:
+            self._logits = self._output
+            self._backward_start = len(self._layer_names) - 1
+        shape = tuple(self.net.blobs[self._input].data.shape[1:])
+        if len(shape) != 3:
+            raise ModelFormatError(f"{self.prototxt}: expected a C x H x W input blob, got shape {list(shape)}")
+        self._input_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
+        self._num_classes = int(np.prod(self.net.blobs[self._output].data.shape[1:]))
+
+    @staticmethod
+    def _validate_definition(netdef: Any, caffe: Any) -> None:
+        # Caffe aborts the process (LOG(FATAL)) on these; say it in an exception first.
+        known = set(caffe.layer_type_list())
+        defined = set(netdef.input)
+        for layer in netdef.layer:
+            if layer.type not in known:
+                raise UnsupportedLayerError(
+                    f"layer {layer.name!r}: unknown layer type {layer.type!r}; this Caffe knows: {', '.join(sorted(known))}"
+                )
+            for bottom in layer.bottom:
+                if bottom not in defined:
+                    raise ModelFormatError(f"layer {layer.name!r}: bottom blob {bottom!r} is not produced by any earlier layer")
+            defined.update(layer.top)
+
+    def _check_weights(self, path: Path) -> None:
+        stored = weights_by_layer(read_weights(path))
+        for name, blobs in self.net.params.items():
+            if name not in stored:
+                raise WeightsMismatchError(
+                    f"{path}: layer {name!r} has parameters in {self.prototxt} but no weights in the caffemodel"
+                )
+            layer = stored[name]
+            if len(layer.blobs) != len(blobs):
+                raise WeightsMismatchError(
+                    f"{path}: layer {name!r} has {len(layer.blobs)} weight blobs, the definition expects {len(blobs)}"
+                )
+            for j, (mine, theirs) in enumerate(zip(blobs, layer.blobs)):
+                want = tuple(mine.data.shape)
+                got = blob_shape(theirs)
+                if not _legacy_equal(want, got, theirs.HasField("shape")):
+                    raise WeightsMismatchError(
+                        f"{path}: layer {name!r} blob {j}: the caffemodel has shape {list(got)}, "
+                        f"{self.prototxt} expects {list(want)}"
+                    )
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self._input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    @property
+    def blob_names(self) -> list[str]:
+        return list(self.net.blobs.keys())
+
+    def _run_forward(self, x: np.ndarray) -> None:
+        x = self._check_input(x)
+        blob = self.net.blobs[self._input]
+        if blob.data.shape[0] != x.shape[0]:
+            blob.reshape(*x.shape)
+            self.net.reshape()
+        blob.data[...] = x
+        self.net._forward(0, len(self._layer_names) - 1)
+
+    def _probs(self) -> np.ndarray:
+        out = self.net.blobs[self._output].data.reshape(self.net.blobs[self._output].data.shape[0], -1)
+        if self._softmax_out:
+            return out.copy()
+        z = out.astype(np.float64)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._run_forward(x)
+        return self._probs()
+
+    def loss_and_gradient(self, x: np.ndarray, targets: Sequence[int]) -> LossGradient:
+        self._run_forward(x)
+        n = self.net.blobs[self._input].data.shape[0]
+        t = self._check_targets(targets, n)
+        probs = self._probs()
+        loss, dlogits = softmax_cross_entropy_grad(probs, t)
+        logits = self.net.blobs[self._logits]
+        logits.diff[...] = dlogits.reshape(logits.diff.shape)
+        self.net._backward(self._backward_start, 0)
+        grad = self.net.blobs[self._input].diff.copy()
+        return LossGradient(probs=probs, loss=loss, grad=grad)
+
+    def blob(self, x: np.ndarray, name: str) -> np.ndarray:
+        self._check_blob_name(name)
+        self._run_forward(x)
+        return self.net.blobs[name].data.copy()

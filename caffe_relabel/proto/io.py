@@ -1,0 +1,152 @@
+"""Readers and writers for prototxt, caffemodel and binaryproto files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from google.protobuf import message, text_format
+
+from ..errors import ModelFormatError
+from .caffe_relabel_caffe_pb2 import BlobProto, NetParameter
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# A caffemodel larger than this is refused before protobuf allocates it
+# (Caffe's own reader stops at 2 GiB; the largest zoo models are ~550 MB).
+MAX_MODEL_BYTES = 2**31 - 1
+
+
+def _read_bytes(path: PathLike, what: str, limit: int = MAX_MODEL_BYTES) -> bytes:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise ModelFormatError(f"{p}: {what} not found") from None
+    except OSError as e:
+        raise ModelFormatError(f"{p}: cannot read {what}: {e.strerror}") from None
+    if p.is_dir():
+        raise ModelFormatError(f"{p}: expected a {what} file, got a directory")
+    if size > limit:
+        raise ModelFormatError(f"{p}: {what} is {size} bytes, more than the {limit} this reader accepts")
+    return p.read_bytes()
+
+
+def read_net(path: PathLike) -> NetParameter:
+    """Parse a prototxt (protobuf text format) into a NetParameter."""
+    data = _read_bytes(path, "prototxt", limit=64 * 2**20)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ModelFormatError(f"{path}: prototxt is not UTF-8 text (byte {e.start})") from None
+    return parse_net(text, source=str(path))
+
+
+def parse_net(text: str, source: str = "<prototxt>") -> NetParameter:
+    """Parse prototxt text; errors name ``source`` and the line and column."""
+    net = NetParameter()
+    try:
+        text_format.Merge(text, net)
+    except text_format.ParseError as e:
+        raise ModelFormatError(f"{source}: not a valid Caffe net definition: {e}") from None
+    return net
+
+
+def read_weights(path: PathLike) -> NetParameter:
+    """Parse a binary caffemodel into a NetParameter (``layer`` or V1 ``layers``)."""
+    data = _read_bytes(path, "caffemodel")
+    net = NetParameter()
+    try:
+        net.ParseFromString(data)
+    except message.DecodeError as e:
+        raise ModelFormatError(f"{path}: not a Caffe binary model (protobuf decode failed: {e})") from None
+    if not net.layer and not net.layers:
+        raise ModelFormatError(f"{path}: caffemodel holds no layers (is it a prototxt or another file?)")
+    return net
+
+
+def blob_shape(blob: BlobProto) -> tuple[int, ...]:
+    """The blob's shape: ``shape.dim`` or, in old files, num/channels/height/width."""
+    if blob.HasField("shape"):
+        return tuple(int(d) for d in blob.shape.dim)
+    return (blob.num, blob.channels, blob.height, blob.width)
+
+
+def blob_to_array(blob: BlobProto, source: str = "<blob>") -> np.ndarray:
+    """A float32 array of the blob's data in its declared shape."""
+    shape = blob_shape(blob)
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if len(blob.double_data) and not len(blob.data):
+        values = np.asarray(blob.double_data, dtype=np.float64).astype(np.float32)
+    else:
+        values = np.asarray(blob.data, dtype=np.float32)
+    if values.size != count:
+        raise ModelFormatError(
+            f"{source}: blob declares shape {list(shape)} ({count} values) but holds {values.size}"
+        )
+    return values.reshape(shape)
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """The parameter blobs of one layer as stored in a caffemodel."""
+
+    name: str
+    type: str
+    shapes: tuple[tuple[int, ...], ...]
+    blobs: tuple[BlobProto, ...]
+
+
+def weights_by_layer(net: NetParameter) -> dict[str, LayerWeights]:
+    """Parameter blobs by layer name, from either the current or the V1 layer list."""
+    out: dict[str, LayerWeights] = {}
+    layers = list(net.layer) if net.layer else list(net.layers)
+    for layer in layers:
+        if not layer.blobs:
+            continue
+        type_name = layer.type if isinstance(layer.type, str) else _v1_type_name(layer.type)
+        out[layer.name] = LayerWeights(
+            name=layer.name,
+            type=type_name,
+            shapes=tuple(blob_shape(b) for b in layer.blobs),
+            blobs=tuple(layer.blobs),
+        )
+    return out
+
+
+def _v1_type_name(enum_value: int) -> str:
+    from .caffe_relabel_caffe_pb2 import V1LayerParameter
+
+    return V1LayerParameter.LayerType.Name(enum_value)
+
+
+def read_mean(path: PathLike) -> np.ndarray:
+    """A mean file (binaryproto BlobProto) as a float32 C x H x W array."""
+    data = _read_bytes(path, "mean binaryproto", limit=256 * 2**20)
+    blob = BlobProto()
+    try:
+        blob.ParseFromString(data)
+    except message.DecodeError as e:
+        raise ModelFormatError(f"{path}: not a Caffe binaryproto blob ({e})") from None
+    arr = blob_to_array(blob, source=str(path))
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 3 or arr.size == 0:
+        raise ModelFormatError(f"{path}: mean blob has shape {list(arr.shape)}, expected 1 x C x H x W or C x H x W")
+    return arr
+
+
+def write_weights(net: NetParameter, path: PathLike) -> None:
+    """Write a NetParameter as a binary caffemodel, atomically."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".part")
+    tmp.write_bytes(net.SerializeToString())
+    os.replace(tmp, p)
+
+
+def to_text(net: NetParameter) -> str:
+    """Protobuf text format of a NetParameter (a prototxt)."""
+    return text_format.MessageToString(net)

@@ -1,0 +1,198 @@
+"""Models this project makes itself, for tests and offline demos.
+
+- ``digits``: a small classifier trained with real Caffe's Adam solver on
+  scikit-learn's handwritten digits; committed under ``caffe_relabel/data/digits``
+  (prototxt, caffemodel, held-out test images) and reproducible with
+  ``python -m caffe_relabel.testmodels digits``.
+- ``bvlc_googlenet``, ``bvlc_alexnet``, ``bvlc_reference_caffenet`` with
+  seeded random weights, at full size, for faithfulness checks. Too big to
+  commit; ``python -m caffe_relabel.testmodels random`` writes them to the
+  cache (``$CAFFE_RELABEL_HOME/testmodels``), and :func:`random_model`
+  makes one on first use.
+
+Random weights are He-scaled Gaussians (std sqrt(2 / fan_in)) and small
+Gaussian biases from a per-layer seeded generator, so every machine writes
+the same bytes. The deploy prototxts of AlexNet and CaffeNet carry no
+fillers (Caffe's default is zero), and GoogLeNet's xavier scale shrinks the
+signal through 22 layers; He scaling (the first layer divided by the
+pixels' spread) keeps the logits spread and unsaturated, which
+:func:`logit_spread` checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .paths import cache_dir, package_data, repo_prototxt
+
+DIGITS_DIR = package_data("digits")
+DIGITS_PROTOTXT = DIGITS_DIR / "deploy.prototxt"
+DIGITS_WEIGHTS = DIGITS_DIR / "digits.caffemodel"
+DIGITS_TEST = DIGITS_DIR / "test_digits.npz"
+DIGITS_MEAN = 128.0
+DIGITS_SIZE = 16
+
+RANDOM_MODELS = ("bvlc_googlenet", "bvlc_alexnet", "bvlc_reference_caffenet")
+RANDOM_SEED = 0
+
+
+def digits_dataset(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's digits as 16x16 uint8 images: (train_x, train_y, test_x, test_y), 1347/450 split."""
+    from sklearn.datasets import load_digits
+    from skimage.transform import resize
+
+    d = load_digits()
+    imgs = np.stack([resize(im / 16.0, (DIGITS_SIZE, DIGITS_SIZE), order=1, anti_aliasing=False) for im in d.images])
+    imgs = np.clip(np.round(imgs * 255), 0, 255).astype(np.uint8)
+    order = np.random.default_rng(seed).permutation(len(imgs))
+    train, test = order[:1347], order[1347:]
+    return imgs[train], d.target[train], imgs[test], d.target[test]
+
+
+def _train_prototxt(batch: int) -> str:
+    deploy = DIGITS_PROTOTXT.read_text()
+    body = deploy.split('layer { name: "conv1"', 1)[1].rsplit('layer { name: "prob"', 1)[0]
+    return (
+        'name: "digits_train"\n'
+        f'layer {{ name: "data" type: "Input" top: "data" top: "label" input_param {{ '
+        f"shape {{ dim: {batch} dim: 1 dim: {DIGITS_SIZE} dim: {DIGITS_SIZE} }} shape {{ dim: {batch} }} }} }}\n"
+        'layer { name: "conv1"' + body
+        + 'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc2" bottom: "label" top: "loss" }\n'
+    )
+
+
+def train_digits(out_dir: Path = DIGITS_DIR, iterations: int = 2000, batch: int = 64) -> float:
+    """Train the digits model with Caffe's SGD solver; returns held-out accuracy."""
+    from .backends.pycaffe import import_caffe
+
+    caffe = import_caffe()
+    caffe.set_mode_cpu()
+    caffe.set_random_seed(RANDOM_SEED)
+    train_x, train_y, test_x, test_y = digits_dataset()
+    with tempfile.TemporaryDirectory() as tmp:
+        net_path = Path(tmp, "train.prototxt")
+        net_path.write_text(_train_prototxt(batch))
+        solver_path = Path(tmp, "solver.prototxt")
+        solver_path.write_text(
+            # Adam: the 0..255 input scale makes plain SGD's step size hard to pick.
+            f'net: "{net_path}"\ntype: "Adam"\nbase_lr: 0.001\nmomentum: 0.9\nmomentum2: 0.999\n'
+            f'weight_decay: 0.0005\nlr_policy: "step"\ngamma: 0.1\nstepsize: {iterations * 3 // 4}\n'
+            f"max_iter: {iterations}\n"
+            f"display: 0\nsnapshot: 0\nrandom_seed: {RANDOM_SEED}\nsolver_mode: CPU\n"
+        )
+        solver = caffe.get_solver(str(solver_path))
+        rng = np.random.default_rng(RANDOM_SEED)
+        blob = train_x.astype(np.float32)[:, None] - DIGITS_MEAN
+        for _ in range(iterations):
+            idx = rng.choice(len(blob), size=batch, replace=False)
+            solver.net.blobs["data"].data[...] = blob[idx]
+            solver.net.blobs["label"].data[...] = train_y[idx]
+            solver.step(1)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        solver.net.save(str(out_dir / "digits.caffemodel"))
+    np.savez_compressed(out_dir / "test_digits.npz", images=test_x, labels=test_y)
+    return digits_accuracy(out_dir / "digits.caffemodel")
+
+
+def digits_accuracy(weights: Path = DIGITS_WEIGHTS) -> float:
+    """Held-out accuracy of the digits model, evaluated by pycaffe."""
+    from .backends.pycaffe import PycaffeClassifier
+
+    clf = PycaffeClassifier(DIGITS_PROTOTXT, weights)
+    data = np.load(DIGITS_TEST)
+    probs = clf.forward(data["images"].astype(np.float32)[:, None] - DIGITS_MEAN)
+    return float((probs.argmax(1) == data["labels"]).mean())
+
+
+def random_model_path(name: str, seed: int = RANDOM_SEED) -> Path:
+    return cache_dir("testmodels") / f"{name}-random-seed{seed}.caffemodel"
+
+
+# Mean-subtracted 0..255 pixels have a spread of about 64: the first layer's
+# weights are scaled down by that so its outputs start near unit size.
+INPUT_SCALE = 64.0
+
+
+def _fill(shape: tuple[int, ...], rng: np.random.Generator, is_bias: bool, fan_in: int, first: bool) -> np.ndarray:
+    if is_bias:
+        return rng.normal(0.0, 0.01, size=shape).astype(np.float32)
+    std = np.sqrt(2.0 / fan_in) / (INPUT_SCALE if first else 1.0)
+    return rng.normal(0.0, std, size=shape).astype(np.float32)
+
+
+def make_random_model(name: str, seed: int = RANDOM_SEED) -> Path:
+    """Write ``name``'s deploy net with seeded random weights to the cache (atomically)."""
+    from .backends.pycaffe import import_caffe
+
+    if name not in RANDOM_MODELS:
+        raise ValueError(f"expected one of {', '.join(RANDOM_MODELS)}, got {name!r}")
+    caffe = import_caffe()
+    caffe.set_mode_cpu()
+    net = caffe.Net(str(repo_prototxt(name)), caffe.TEST)
+    input_name = net.inputs[0]
+    for i, (layer, blobs) in enumerate(net.params.items()):
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode()), i])
+        fan_in = int(np.prod(blobs[0].data.shape[1:]))
+        first = input_name in net.bottom_names[layer]
+        for j, b in enumerate(blobs):
+            b.data[...] = _fill(b.data.shape, rng, is_bias=j > 0, fan_in=fan_in, first=first)
+    path = random_model_path(name, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.part")
+    net.save(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def random_model(name: str, seed: int = RANDOM_SEED) -> tuple[Path, Path]:
+    """(prototxt, caffemodel) of a random-weight zoo architecture, made on first use."""
+    path = random_model_path(name, seed)
+    if not path.exists():
+        make_random_model(name, seed)
+    return repo_prototxt(name), path
+
+
+def logit_spread(clf: Any, x: np.ndarray) -> float:
+    """Std of the log-probabilities over classes, averaged over samples (0 = degenerate)."""
+    logp = np.log(np.maximum(clf.forward(x), 1e-30))
+    return float(logp.std(axis=1).mean())
+
+
+def sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m caffe_relabel.testmodels", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("digits", help="retrain the committed digits model with Caffe's solver")
+    rand = sub.add_parser("random", help="write the random-weight zoo architectures to the cache")
+    rand.add_argument("--force", action="store_true", help="rewrite even if present")
+    args = parser.parse_args(argv)
+    if args.cmd == "digits":
+        acc = train_digits()
+        print(f"digits: held-out accuracy {acc:.4f}; sha1 {sha1(DIGITS_WEIGHTS)}")
+        return 0 if acc >= 0.95 else 1
+    for name in RANDOM_MODELS:
+        path = random_model_path(name)
+        if args.force or not path.exists():
+            make_random_model(name)
+        print(f"{name}: {path} sha1 {sha1(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

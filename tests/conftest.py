@@ -1,0 +1,31 @@
+"""Shared fixtures: the committed digits model and the random-weight zoo nets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from caffe_relabel import testmodels
+from caffe_relabel.backends import pycaffe_available
+
+requires_pycaffe = pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built (run `make setup`)")
+
+
+@pytest.fixture(scope="session")
+def digits_data() -> dict:
+    data = np.load(testmodels.DIGITS_TEST)
+    return {"images": data["images"], "labels": data["labels"]}
+
+
+@pytest.fixture(scope="session")
+def digits_blobs(digits_data) -> np.ndarray:
+    return digits_data["images"].astype(np.float32)[:, None] - testmodels.DIGITS_MEAN
+
+
+@pytest.fixture(scope="session")
+def digits_pycaffe():
+    if not pycaffe_available():
+        pytest.skip("pycaffe is not built (run `make setup`)")
+    from caffe_relabel.backends.pycaffe import PycaffeClassifier
+
+    return PycaffeClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS)

@@ -1,0 +1,33 @@
+"""The models the project makes itself are real and well-behaved."""
+
+import numpy as np
+import pytest
+
+from caffe_relabel import testmodels
+from tests.conftest import requires_pycaffe
+
+pytestmark = requires_pycaffe
+
+
+def test_digits_model_reaches_95_percent_held_out(digits_pycaffe, digits_blobs, digits_data):
+    pred = digits_pycaffe.forward(digits_blobs).argmax(1)
+    assert len(pred) == 450
+    assert (pred == digits_data["labels"]).mean() >= 0.95
+
+
+@pytest.mark.parametrize("name", testmodels.RANDOM_MODELS)
+def test_random_zoo_nets_are_not_degenerate(name):
+    import skimage.data
+    from skimage.transform import resize
+
+    from caffe_relabel.backends.pycaffe import PycaffeClassifier
+
+    clf = PycaffeClassifier(*testmodels.random_model(name))
+    h = clf.input_shape[1]
+    photos = [skimage.data.chelsea(), skimage.data.coffee(), skimage.data.astronaut()]
+    x = np.stack([resize(p, (h, h))[:, :, ::-1].transpose(2, 0, 1) * 255 - 117 for p in photos]).astype(np.float32)
+    probs = clf.forward(x)
+    assert clf.num_classes == 1000
+    assert probs.max() < 0.9999  # not saturated: gradients flow
+    assert testmodels.logit_spread(clf, x) > 0.5  # classes are told apart
+    assert np.abs(probs[0] - probs[1]).max() > 1e-3  # different photos, different outputs
