@@ -1,0 +1,37 @@
+"""caffe-relabel: the paper's relabelling (Robinson & Graham, 2015) for Caffe classifiers.
+
+    from caffe_relabel import Relabeller
+    result = Relabeller("bvlc_googlenet").run("cat.jpg", "half track")
+"""
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    BackendUnavailableError,
+    CaffeRelabelError,
+    DownloadError,
+    ImageFormatError,
+    ModelFormatError,
+    ModelNotFoundError,
+    UnsupportedLayerError,
+    WeightsMismatchError,
+)
+from .model import Model, load_model  # noqa: E402
+from .preprocess import InputSpec  # noqa: E402
+from .relabel import Relabeller, RelabelResult  # noqa: E402
+
+__all__ = [
+    "BackendUnavailableError",
+    "CaffeRelabelError",
+    "DownloadError",
+    "ImageFormatError",
+    "InputSpec",
+    "Model",
+    "ModelFormatError",
+    "ModelNotFoundError",
+    "RelabelResult",
+    "Relabeller",
+    "UnsupportedLayerError",
+    "WeightsMismatchError",
+    "__version__",
+]

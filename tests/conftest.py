@@ -29,3 +29,19 @@ def digits_pycaffe():
     from caffe_relabel.backends.pycaffe import PycaffeClassifier
 
     return PycaffeClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS)
+
+
+@pytest.fixture
+def http_server():
+    from tests.http_server import LocalServer
+
+    with LocalServer() as server:
+        yield server
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    """An empty CAFFE_RELABEL_HOME for the test."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("CAFFE_RELABEL_HOME", str(home))
+    return home

@@ -1,0 +1,97 @@
+"""Verified, resumable, concurrency-safe downloads.
+
+The file grows as ``<dest>.part`` (resumed with an HTTP Range request after
+an interruption), is checked against its sha1, and only then renamed to
+``<dest>``: a file at ``dest`` is always complete and verified. A lock file
+serialises concurrent downloads of the same file (a second process waits,
+then finds the finished file).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import DownloadError
+
+CHUNK = 1 << 16
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(
+    url: str,
+    dest: Path,
+    sha1: Optional[str] = None,
+    progress: Optional[Callable[[int, Optional[int]], None]] = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Fetch ``url`` to ``dest``; ``progress(done_bytes, total_bytes_or_None)`` is called as it goes."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    with open(dest.with_name(dest.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if dest.exists():
+            if sha1 is None or _sha1(dest) == sha1:
+                return dest
+            # A bad file where a good one belongs: never use it.
+            dest.unlink()
+        for attempt in range(2):
+            _fetch_into(url, part, progress, timeout)
+            if sha1 is None or _sha1(part) == sha1:
+                os.replace(part, dest)
+                return dest
+            got = _sha1(part)
+            part.unlink()
+            # A resumed file can be spliced from two versions: retry once from zero.
+            if attempt == 1:
+                raise DownloadError(f"{url}: downloaded file has sha1 {got}, expected {sha1}; it was deleted")
+    raise AssertionError("unreachable")
+
+
+def _fetch_into(url: str, part: Path, progress: Optional[Callable[[int, Optional[int]], None]], timeout: float) -> None:
+    start = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and start:  # the partial file is already complete
+            return
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DownloadError(
+            f"{url}: cannot download ({reason}); without a network, fetch the file elsewhere and put it at {part.with_suffix('')}"
+        ) from None
+    with response:
+        resumed = start and response.status == 206
+        mode = "ab" if resumed else "wb"
+        done = start if resumed else 0
+        length = response.headers.get("Content-Length")
+        total = done + int(length) if length is not None else None
+        try:
+            with open(part, mode) as f:
+                while True:
+                    chunk = response.read(CHUNK)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+        except (OSError, urllib.error.URLError) as e:
+            raise DownloadError(f"{url}: download interrupted after {done} bytes ({e}); run again to resume") from None
+    if total is not None and done < total:
+        raise DownloadError(f"{url}: download interrupted after {done} of {total} bytes; run again to resume")

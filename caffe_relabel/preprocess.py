@@ -1,0 +1,209 @@
+"""Images to network blobs and back.
+
+An *image* here is a float64 H x W x 3 RGB array in [0, 1] (H x W x 1 for a
+grey network) at the network's input size: the space where the paper
+measures distortion. A *blob* is what the data layer receives: channels
+first, in the network's channel order, on the 0..255 scale, minus the mean.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import ImageFormatError
+
+ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
+
+# Refuse images that would need gigabytes before decoding them fully.
+MAX_IMAGE_PIXELS = 20000 * 20000
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a network expects its input.
+
+    channel_order: "BGR" (Caffe's usual), "RGB" or "GREY".
+    mean: per-channel means in the network's channel order (0..255 scale),
+        or a C x h x w mean image (centre-cropped to the input size).
+    resize: the shorter side is resized to this before the centre crop
+        (256 for the BVLC models); None resizes straight to the input size.
+    interpolation: spline order for resizing (1 bilinear, 3 bicubic).
+    """
+
+    size: tuple[int, int]
+    channel_order: str = "BGR"
+    mean: Union[tuple[float, ...], np.ndarray] = (104.0, 117.0, 123.0)
+    resize: Optional[int] = 256
+    interpolation: int = 1
+    scale: float = field(default=255.0)
+
+    def __post_init__(self) -> None:
+        if self.channel_order not in ("BGR", "RGB", "GREY"):
+            raise ValueError(f"expected channel_order 'BGR', 'RGB' or 'GREY', got {self.channel_order!r}")
+        mean = np.asarray(self.mean, dtype=np.float64)
+        if mean.ndim == 1 and mean.size != self.channels:
+            raise ValueError(f"expected {self.channels} per-channel means, got {mean.size}")
+        if mean.ndim == 3 and (mean.shape[0] != self.channels or mean.shape[1] < self.size[0] or mean.shape[2] < self.size[1]):
+            raise ValueError(
+                f"mean image of shape {list(mean.shape)} does not cover a {self.channels} x {self.size[0]} x {self.size[1]} input"
+            )
+        if mean.ndim not in (1, 3):
+            raise ValueError(f"expected per-channel means or a C x H x W mean image, got shape {list(mean.shape)}")
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.channel_order == "GREY" else 3
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.size[0], self.size[1])
+
+    def mean_blob(self) -> np.ndarray:
+        """The mean as a C x H x W array (broadcast or centre-cropped)."""
+        mean = np.asarray(self.mean, dtype=np.float64)
+        h, w = self.size
+        if mean.ndim == 1:
+            return np.broadcast_to(mean[:, None, None], (self.channels, h, w))
+        top = (mean.shape[1] - h) // 2
+        left = (mean.shape[2] - w) // 2
+        return mean[:, top : top + h, left : left + w]
+
+
+def load_image(source: ImageLike) -> np.ndarray:
+    """Any image scikit-image reads (or an array) as float64 RGB H x W x 3 in [0, 1].
+
+    Grey images are repeated over the three channels, an alpha channel is
+    composited over white, 16-bit and float files keep their precision.
+    """
+    if isinstance(source, np.ndarray):
+        img, name = source, "<array>"
+    else:
+        name = str(source)
+        img = _read(Path(source))
+    return _to_rgb_float(img, name)
+
+
+def _read(path: Path) -> np.ndarray:
+    import skimage.io
+    from PIL import Image
+
+    if not path.is_file():
+        raise ImageFormatError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception as e:  # PIL raises many types for undecodable files
+        raise ImageFormatError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ImageFormatError(f"{path}: image is {w} x {h} pixels, more than the {MAX_IMAGE_PIXELS} accepted")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return skimage.io.imread(str(path))
+    except Exception as e:
+        raise ImageFormatError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def _to_rgb_float(img: np.ndarray, name: str) -> np.ndarray:
+    if img.dtype == np.bool_:
+        img = img.astype(np.float64)
+    elif np.issubdtype(img.dtype, np.integer):
+        if img.dtype not in (np.uint8, np.uint16):
+            raise ImageFormatError(f"{name}: expected 8- or 16-bit pixels, got dtype {img.dtype}")
+        img = img.astype(np.float64) / np.iinfo(img.dtype).max
+    elif np.issubdtype(img.dtype, np.floating):
+        img = img.astype(np.float64)
+        if not np.all(np.isfinite(img)):
+            raise ImageFormatError(f"{name}: image holds NaN or infinite values")
+        if img.size and (img.min() < 0 or img.max() > 1):
+            raise ImageFormatError(
+                f"{name}: float image values must lie in [0, 1], got {img.min():.4g}..{img.max():.4g}"
+            )
+    else:
+        raise ImageFormatError(f"{name}: expected a numeric image, got dtype {img.dtype}")
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4) or min(img.shape[:2]) < 1:
+        raise ImageFormatError(f"{name}: expected H x W, H x W x 3 or H x W x 4 pixels, got shape {list(img.shape)}")
+    if img.shape[2] in (2, 4):
+        # Composite over white: transparent pixels carry no colour.
+        alpha = img[:, :, -1:]
+        img = img[:, :, :-1] * alpha + (1.0 - alpha)
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img)
+
+
+def fit(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Resize (shorter side to ``spec.resize``) and centre-crop to the input size.
+
+    An image already at the input size is returned unchanged. The result is
+    RGB (or grey, H x W x 1, for a GREY network) float64 in [0, 1].
+    """
+    from skimage.transform import resize
+
+    h, w = spec.size
+    if image.shape[:2] != (h, w):
+        if spec.resize is None:
+            image = resize(image, (h, w), order=spec.interpolation, anti_aliasing=True, mode="edge")
+        else:
+            if spec.resize < max(h, w):
+                raise ValueError(f"resize {spec.resize} is smaller than the input size {h} x {w}")
+            s = spec.resize / min(image.shape[:2])
+            new = (max(h, round(image.shape[0] * s)), max(w, round(image.shape[1] * s)))
+            image = resize(image, new, order=spec.interpolation, anti_aliasing=s < 1, mode="edge")
+            top = (new[0] - h) // 2
+            left = (new[1] - w) // 2
+            image = image[top : top + h, left : left + w]
+        image = np.clip(image, 0.0, 1.0)
+    if spec.channel_order == "GREY" and image.shape[2] == 3:
+        from skimage.color import rgb2gray
+
+        image = rgb2gray(image)[:, :, None]
+    return np.ascontiguousarray(image)
+
+
+def image_to_blob(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """An image at the input size (from :func:`fit`) to a C x H x W float32 blob."""
+    if image.shape[:2] != spec.size or image.shape[2] != spec.channels:
+        raise ValueError(
+            f"expected an image of {spec.size[0]} x {spec.size[1]} x {spec.channels}, got {list(image.shape)}"
+        )
+    chw = image.transpose(2, 0, 1)
+    if spec.channel_order == "BGR":
+        chw = chw[::-1]
+    return (chw * spec.scale - spec.mean_blob()).astype(np.float32)
+
+
+def blob_to_image(blob: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Inverse of :func:`image_to_blob`: float64 H x W x C in image space (not clipped)."""
+    chw = (np.asarray(blob, dtype=np.float64) + spec.mean_blob()) / spec.scale
+    if spec.channel_order == "BGR":
+        chw = chw[::-1]
+    return np.ascontiguousarray(chw.transpose(1, 2, 0))
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """8-bit pixels of an image in [0, 1] (rounded to nearest, clipped)."""
+    return np.clip(np.round(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_image(image: np.ndarray, path: "str | os.PathLike[str]") -> None:
+    """Save as 8-bit (PNG keeps it exact); grey H x W x 1 is saved as grey."""
+    import skimage.io
+
+    pixels = to_uint8(image)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    skimage.io.imsave(str(path), pixels, check_contrast=False)
+
+
+def prepare(sources: Sequence[ImageLike], spec: InputSpec) -> list[np.ndarray]:
+    """Load and fit several images."""
+    return [fit(load_image(s), spec) for s in sources]

