@@ -22,7 +22,8 @@ from .errors import DownloadError
 CHUNK = 1 << 16
 
 
-def _sha1(path: Path) -> str:
+def sha1_file(path: Path) -> str:
+    """Hex sha1 of a file, read in 1 MiB chunks."""
     h = hashlib.sha1()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -44,21 +45,20 @@ def download(
     with open(dest.with_name(dest.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if dest.exists():
-            if sha1 is None or _sha1(dest) == sha1:
+            if sha1 is None or sha1_file(dest) == sha1:
                 return dest
             # A bad file where a good one belongs: never use it.
             dest.unlink()
-        for attempt in range(2):
+        # A resumed file can be spliced from two versions of the file: on a
+        # mismatch, retry once from zero before giving up.
+        for attempt in (1, 2):
             _fetch_into(url, part, progress, timeout)
-            if sha1 is None or _sha1(part) == sha1:
+            got = sha1_file(part) if sha1 is not None else None
+            if got == sha1:
                 os.replace(part, dest)
                 return dest
-            got = _sha1(part)
             part.unlink()
-            # A resumed file can be spliced from two versions: retry once from zero.
-            if attempt == 1:
-                raise DownloadError(f"{url}: downloaded file has sha1 {got}, expected {sha1}; it was deleted")
-    raise AssertionError("unreachable")
+        raise DownloadError(f"{url}: downloaded file has sha1 {got}, expected {sha1}; it was deleted")
 
 
 def _fetch_into(url: str, part: Path, progress: Optional[Callable[[int, Optional[int]], None]], timeout: float) -> None:

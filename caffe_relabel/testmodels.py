@@ -22,7 +22,6 @@ pixels' spread) keeps the logits spread and unsaturated, which
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .download import sha1_file
 from .paths import cache_dir, package_data, repo_prototxt
 
 DIGITS_DIR = package_data("digits")
@@ -167,14 +167,6 @@ def logit_spread(clf: Any, x: np.ndarray) -> float:
     return float(logp.std(axis=1).mean())
 
 
-def sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def main(argv: "list[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m caffe_relabel.testmodels", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -184,13 +176,13 @@ def main(argv: "list[str] | None" = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "digits":
         acc = train_digits()
-        print(f"digits: held-out accuracy {acc:.4f}; sha1 {sha1(DIGITS_WEIGHTS)}")
+        print(f"digits: held-out accuracy {acc:.4f}; sha1 {sha1_file(DIGITS_WEIGHTS)}")
         return 0 if acc >= 0.95 else 1
     for name in RANDOM_MODELS:
         path = random_model_path(name)
         if args.force or not path.exists():
             make_random_model(name)
-        print(f"{name}: {path} sha1 {sha1(path)}")
+        print(f"{name}: {path} sha1 {sha1_file(path)}")
     return 0
 
 

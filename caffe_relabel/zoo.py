@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import difflib
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from .download import sha1_file
 from .errors import ModelNotFoundError
 from .paths import cache_dir, package_data, repo_prototxt
 from .preprocess import InputSpec
@@ -142,19 +142,11 @@ def prototxt_path(name: str) -> Path:
     return spec.prototxt
 
 
-def sha1_of(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(name: str) -> tuple[Path, bool]:
     """(path, whether its sha1 is the published one) for a present model."""
     spec = get(name)
     path = weights_path(name)
-    return path, spec.sha1 is None or sha1_of(path) == spec.sha1
+    return path, spec.sha1 is None or sha1_file(path) == spec.sha1
 
 
 def fetch(name: str, progress: Optional[ProgressFn] = None, url: Optional[str] = None, timeout: float = 60.0) -> Path:
@@ -163,7 +155,7 @@ def fetch(name: str, progress: Optional[ProgressFn] = None, url: Optional[str] =
 
     spec = get(name)
     found = find_weights(spec)
-    if found is not None and (spec.sha1 is None or sha1_of(found) == spec.sha1):
+    if found is not None and (spec.sha1 is None or sha1_file(found) == spec.sha1):
         return found
     if spec.url is None and url is None:
         raise ModelNotFoundError(f"{name!r} is not downloadable; make it with `caffe-relabel models convert {spec.converter}`")
