@@ -177,10 +177,13 @@ def cmd_models(args: argparse.Namespace) -> int:
             bad += not ok
         return EXIT_OK if not bad else EXIT_INPUT
     if args.action == "convert":
-        from .convert import convert_model
+        from .convert import CONVERTERS
+        from .paths import cache_dir
 
-        for name in names:
-            prototxt, weights = convert_model(name)
+        for name in args.names or list(CONVERTERS):
+            if name not in CONVERTERS:
+                raise CaffeRelabelError(f"no converter for {name!r}; known: {', '.join(CONVERTERS)}")
+            prototxt, weights = CONVERTERS[name][0](cache_dir("models"))
             print(f"{name}: {prototxt} {weights}")
         return EXIT_OK
     raise AssertionError(args.action)
