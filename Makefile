@@ -1,6 +1,6 @@
 PY := .venv/bin/python
 
-.PHONY: setup test test-slow proto bench
+.PHONY: setup test test-slow proto fuzz
 
 # Everything: system packages, Caffe + pycaffe (cached), .venv, test models.
 setup:
@@ -17,3 +17,7 @@ test-slow:
 # Regenerate the protobuf module from caffe_relabel/proto/caffe_relabel_caffe.proto.
 proto:
 	cd caffe_relabel/proto && protoc --python_out=. caffe_relabel_caffe.proto
+
+# Fuzz the readers with a long budget (the default run uses 60 inputs per reader).
+fuzz:
+	FUZZ_EXAMPLES=5000 $(PY) -m pytest -q tests/fuzz

@@ -38,7 +38,7 @@ def _top_level_spans(text: str) -> list[tuple[int, int]]:
             if depth == 0:
                 spans.append((start, i))
             depth += 1
-        elif c in "}>":
+        elif c in "}>" and depth > 0:  # a stray closer in broken text is ignored
             depth -= 1
             if depth == 0:
                 start = i + 1
