@@ -220,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="download from this address instead (fetch; one model)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    from .experiments.cli import register as register_experiments
+
+    register_experiments(sub)
     return parser
 
 

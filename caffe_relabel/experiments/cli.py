@@ -1,0 +1,297 @@
+"""The `experiment NAME` and `report` subcommands of `caffe-relabel`.
+
+``register(subparsers)`` adds them to the main parser; each handler returns
+an exit code and raises the library's errors, which the main command turns
+into one-line messages and exit codes. Results go to stdout (text, or JSON
+with --json), progress bars to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from .common import Stats
+
+EXPERIMENTS = ("examples", "sweep", "merge", "summary", "synthesis", "svm", "limitations")
+
+
+def _int_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _cap(value: float) -> Optional[float]:
+    return None if value <= 0 else value
+
+
+def _relabel_args(p: argparse.ArgumentParser, cap: float) -> None:
+    g = p.add_argument_group("relabelling")
+    g.add_argument("--model", "-m", default="digits",
+                   help="zoo model name or random:<zoo name> (seeded random weights); default digits")
+    g.add_argument("--out", default="results", help="folder for figures and stores (default results)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--alpha", type=float, default=50.0, help="step: alpha/255 grey levels per iteration (default 50)")
+    g.add_argument("--max-distortion", type=float, default=cap, help=f"distortion cap, 0 = none (default {cap:g})")
+    g.add_argument("--max-iter", type=int, default=1000)
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
+    g.add_argument("--json", action="store_true", help="print the result as JSON")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _sources_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", help="folder of class subfolders, or a list file of 'path label' lines "
+                                     "(default: the test digits, or scikit-image photos for ImageNet models)")
+
+
+def register(subparsers: Any) -> None:
+    """Add `experiment` and `report` to the main command's subparsers."""
+    exp = subparsers.add_parser("experiment", help="run one of the paper's experiments")
+    names = exp.add_subparsers(dest="experiment", required=True, parser_class=type(exp))
+
+    p = names.add_parser("examples", help="Section 3, Figures 1-2: swap two labels; distortion over N relabellings")
+    _relabel_args(p, 0.0)
+    _sources_arg(p)
+    p.add_argument("--classes", type=_int_list, help="the two classes to swap, e.g. 3,8 (default: two at random)")
+    p.add_argument("--n", type=int, default=30, help="relabellings for the statistics (default 30)")
+    p.set_defaults(func=cmd_examples)
+
+    p = names.add_parser("sweep", help="Section 3.1: every source to every other class, success under the cap")
+    _relabel_args(p, 0.01)
+    _sources_arg(p)
+    p.add_argument("--store", help="SQLite results file (default OUT/sweep.sqlite, or one per shard with --dask)")
+    p.add_argument("--per-class", type=int, help="exemplars per class (the paper: 10)")
+    p.add_argument("--targets", type=_int_list, help="only these target classes, e.g. 0,3,5")
+    p.add_argument("--targets-per-source", type=int, help="a seeded sample of this many targets per source")
+    p.add_argument("--shard", default="0/1", help="run shard i of n (0 <= i < n), e.g. 2/8 (default 0/1)")
+    p.add_argument("--dask", metavar="SCHEDULER",
+                   help="run --shards shards on a Dask cluster: a scheduler address, or 'local' (needs the dask extra)")
+    p.add_argument("--shards", type=int, default=2, help="shards for --dask (default 2)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = names.add_parser("merge", help="combine sweep stores made with one model and one set of settings")
+    p.add_argument("output", help="the merged store (created or extended)")
+    p.add_argument("stores", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_merge)
+
+    p = names.add_parser("summary", help="success rate and distortion of a sweep store")
+    p.add_argument("store")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_summary)
+
+    p = names.add_parser("synthesis", help="Section 3.2, Figure 4: relabel Gaussian noise")
+    _relabel_args(p, 0.0)
+    p.add_argument("--targets", type=_int_list, help="target classes (default every class)")
+    p.add_argument("--n-targets", type=int, help="a seeded sample of this many targets")
+    p.add_argument("--sigma", type=float, default=0.2, help="noise std around mid-grey (default 0.2)")
+    p.set_defaults(func=cmd_synthesis)
+
+    p = names.add_parser("svm", help="Section 4: an RBF SVM tells relabelled from true images")
+    _relabel_args(p, 0.0)
+    _sources_arg(p)
+    p.add_argument("--sets", type=int, default=10)
+    p.add_argument("--n-train", type=int, default=20, help="per kind (default 20)")
+    p.add_argument("--n-test", type=int, default=30, help="per kind (default 30)")
+    p.add_argument("--layer", help="feature blob (default: the bottom of the last InnerProduct)")
+    p.set_defaults(func=cmd_svm)
+
+    p = names.add_parser("limitations", help="Section 3.1 limits: crop/shift/mirror, transfer, first-gradient ablation")
+    _relabel_args(p, 0.0)
+    _sources_arg(p)
+    p.add_argument("--n", type=int, default=20, help="relabellings (default 20)")
+    p.add_argument("--shift", type=int, help="translation in pixels (default 4 per 224)")
+    p.add_argument("--transfer-to", help="second model (zoo name, random:<name>, or digits-mlp)")
+    p.set_defaults(func=cmd_limitations)
+
+    p = subparsers.add_parser("report", help="run every experiment and write report.md/.html with figures")
+    p.add_argument("--out", default="results", help="folder (default results)")
+    p.add_argument("--model", "-m", default="digits", help="default digits")
+    p.add_argument("--quick", action="store_true", help="small settings: minutes on a CPU")
+    _sources_arg(p)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+
+def _common(args: argparse.Namespace) -> dict:
+    return dict(model=args.model, seed=args.seed, alpha=args.alpha, max_distortion=_cap(args.max_distortion),
+                max_iter=args.max_iter, batch_size=args.batch_size, backend=args.backend)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def _text(value: Any, indent: str = "") -> list[str]:
+    """A result as readable lines: one per field, Stats as mean/std/range."""
+    lines = []
+    for f in dataclasses.fields(value):
+        v = getattr(value, f.name)
+        if isinstance(v, Stats):
+            lines.append(f"{indent}{f.name}: " + (f"mean {v.mean:.6g}, std {v.std:.3g}, min {v.min:.6g}, max {v.max:.6g}, n {v.n}"
+                                                  if v.n else "n 0"))
+        elif dataclasses.is_dataclass(v):
+            lines += [f"{indent}{f.name}:"] + _text(v, indent + "  ")
+        elif isinstance(v, dict) and v and all(dataclasses.is_dataclass(x) for x in v.values()):
+            for k, x in v.items():
+                lines += [f"{indent}{f.name} {k}:"] + _text(x, indent + "  ")
+        elif isinstance(v, list) and len(v) > 5:
+            lines.append(f"{indent}{f.name}: {len(v)} items")
+        else:
+            lines.append(f"{indent}{f.name}: {_plain(v)}")
+    return lines
+
+
+def _print(result: Any, as_json: bool) -> None:
+    print(json.dumps(_plain(result)) if as_json else "\n".join(_text(result)))
+
+
+class _Bar:
+    """A tqdm bar on stderr fed by progress(done, total) callbacks: rate and ETA for the work left."""
+
+    def __init__(self, desc: str, quiet: bool) -> None:
+        self.desc, self.quiet, self.bar = desc, quiet, None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            # initial=done: pairs already stored do not inflate the rate.
+            self.bar = tqdm(total=total, initial=done, desc=self.desc, unit="pair", file=sys.stderr,
+                            disable=self.quiet, dynamic_ncols=True)
+        else:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_examples(args: argparse.Namespace) -> int:
+    from .relabel_examples import run_examples
+
+    _print(run_examples(out_dir=args.out, sources=args.sources, classes=args.classes, n=args.n, **_common(args)), args.json)
+    return _ok()
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import parse_shard, run_sweep
+
+    options = dict(sources=args.sources, per_class=args.per_class,
+                   targets=[int(t) for t in args.targets] if args.targets else None,
+                   targets_per_source=args.targets_per_source, **_common(args))
+    if args.dask:
+        _print(_sweep_dask(args, options), args.json)
+        return _ok()
+    bar = _Bar("sweep", args.quiet or args.json)
+    try:
+        result = run_sweep(args.store or Path(args.out) / "sweep.sqlite", shard=parse_shard(args.shard),
+                           progress=bar, **options)
+    finally:
+        bar.close()
+    _print(result, args.json)
+    return _ok()
+
+
+def _sweep_dask(args: argparse.Namespace, options: dict) -> Any:
+    from .dask_sweep import run_sweep_dask
+
+    try:
+        import distributed
+    except ImportError as e:
+        from ..errors import BackendUnavailableError
+
+        raise BackendUnavailableError(f"--dask needs the dask extra (pip install 'caffe-relabel[dask]'): {e}") from None
+    if args.dask == "local":
+        cluster = distributed.LocalCluster(n_workers=args.shards, processes=True, threads_per_worker=1,
+                                           dashboard_address=None)
+        client = distributed.Client(cluster)
+    else:
+        cluster, client = None, distributed.Client(args.dask)
+    try:
+        return run_sweep_dask(client, args.out, args.shards, merged=args.store, **options)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .store import merge_stores
+
+    _print(merge_stores(args.output, args.stores), args.json)
+    return _ok()
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .sweep import summarize
+
+    _print(summarize(args.store), args.json)
+    return _ok()
+
+
+def cmd_synthesis(args: argparse.Namespace) -> int:
+    from .synthesis import run_synthesis
+
+    _print(run_synthesis(out_dir=args.out, targets=args.targets, n_targets=args.n_targets, sigma=args.sigma,
+                         **_common(args)), args.json)
+    return _ok()
+
+
+def cmd_svm(args: argparse.Namespace) -> int:
+    from .svm import run_svm
+
+    _print(run_svm(out_dir=args.out, sources=args.sources, sets=args.sets, n_train=args.n_train, n_test=args.n_test,
+                   layer=args.layer, **_common(args)), args.json)
+    return _ok()
+
+
+def cmd_limitations(args: argparse.Namespace) -> int:
+    from .limitations import run_limitations
+
+    _print(run_limitations(out_dir=args.out, sources=args.sources, n=args.n, shift=args.shift,
+                           transfer_to=args.transfer_to, **_common(args)), args.json)
+    return _ok()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..report import build_report
+
+    started: list[str] = []
+    with tqdm(total=5, desc="report", unit="experiment", file=sys.stderr, disable=args.quiet) as bar:
+        def note(name: str) -> None:
+            if started:
+                bar.update(1)
+            started.append(name)
+            bar.set_postfix_str(name)
+
+        result = build_report(args.out, args.model, quick=args.quick, sources=args.sources,
+                              batch_size=args.batch_size, backend=args.backend, note=note)
+        bar.update(len(started) - bar.n)
+    for name, why in result.skipped.items():
+        print(f"caffe-relabel: report: {name} not run: {why}", file=sys.stderr)
+    print(result.markdown)
+    print(result.html)
+    # An experiment the model's data cannot support is reported as not run, not as a failure.
+    return _ok()
+
+
+# Exit codes live in the main command's module, which imports this one: look them up when needed.
+def _ok() -> int:
+    from ..cli import EXIT_OK
+
+    return EXIT_OK

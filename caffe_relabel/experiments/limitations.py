@@ -1,0 +1,200 @@
+"""Section 3.1's limits: transformations undo relabelling, relabelling does not transfer,
+the first gradient alone does not relabel; and Figure 3 (raw versus sign gradient).
+
+Each transformation is also applied to the original images as a control: a
+"reverted" rate means little if the transformation alone changes the label.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .. import plots
+from ..distortion import blob_distortion
+from ..model import Model
+from ..preprocess import image_to_blob
+from ..relabel import Relabeller, RelabelResult
+from .common import ModelRef, open_model
+from .sources import load_sources
+from .sweep import plan_pairs
+from .transfer_models import DIGITS_MLP, open_classifier
+
+CROP_FRACTION = 0.875  # the 224-of-256 centre crop's proportion
+
+
+@dataclass(frozen=True)
+class TransformRates:
+    """What a transformation of the relabelled images gives back."""
+
+    keeps_target: float
+    reverts: float  # back to the original label
+    control_keeps_label: float  # the original image, transformed, keeps its label
+
+
+@dataclass(frozen=True)
+class TransferRates:
+    """Relabelled on model A, classified by model B."""
+
+    to: str
+    carries_target: float
+    original_label: float
+    control_accuracy: float  # B on the untouched originals
+
+
+@dataclass(frozen=True)
+class AblationRates:
+    """The iterative rule against one step along the first gradient of equal distortion."""
+
+    iterative_success: float
+    one_step_success: float
+    one_step_misclassified: float  # left the original label, any way
+
+
+@dataclass(frozen=True)
+class LimitationsResult:
+    model: str
+    relabelled: int  # successful relabellings the transformation and transfer rates are over
+    pairs: int
+    transforms: dict[str, TransformRates]
+    transfer: Optional[TransferRates]
+    ablation: AblationRates
+    figures: dict[str, Path]
+
+
+def default_transfer(model: Model) -> Optional[str]:
+    """The second classifier used when none is named: the MLP for digits, none otherwise."""
+    return DIGITS_MLP if model.label_set == "digits" else None
+
+
+def run_limitations(
+    model: ModelRef = "digits",
+    out_dir: "str | os.PathLike[str]" = "results",
+    sources: "Optional[str | os.PathLike[str]]" = None,
+    n: int = 20,
+    seed: int = 0,
+    alpha: float = 50.0,
+    max_distortion: Optional[float] = None,
+    max_iter: int = 1000,
+    batch_size: int = 8,
+    shift: Optional[int] = None,
+    transfer_to: Optional[str] = None,
+    backend: str = "auto",
+) -> LimitationsResult:
+    """Relabel ``n`` random (source, target) pairs and test each limit on them."""
+    net = open_model(model, backend)
+    rng = np.random.default_rng(seed)
+    pool = plan_pairs(load_sources(net, sources, seed=seed), net.classifier.num_classes, seed=seed)
+    jobs = [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
+    relabeller = Relabeller(net, alpha=alpha, max_distortion=max_distortion, max_iter=max_iter, batch_size=batch_size)
+    results = relabeller.run_batch([s.image for s, _ in jobs], [t for _, t in jobs])
+    ok = [r for r in results if r.success]
+    shift = shift if shift is not None else max(1, round(net.input.size[1] * 4 / 224))
+    transforms = {
+        f"crop {CROP_FRACTION:g}": lambda im: _crop(im, CROP_FRACTION),
+        f"shift {shift}px": lambda im: _translate(im, shift),
+        "mirror": lambda im: im[:, ::-1],
+    }
+    rates = {name: _transform_rates(net, ok, f) for name, f in transforms.items()}
+    target_net = transfer_to or default_transfer(net)
+    transfer = _transfer(ok, target_net, backend) if target_net and ok else None
+    ablation = _ablation(net, relabeller, results)
+    out = Path(out_dir)
+    figures = {
+        "transforms": plots.rate_bars(
+            {k: {"relabelled keeps target": v.keeps_target, "relabelled reverts": v.reverts,
+                 "original keeps label (control)": v.control_keeps_label} for k, v in rates.items()},
+            out / f"limits_transforms_{net.name}.png",
+            f"Section 3.1 ({net.name}): transformed relabelled images, {len(ok)} relabellings"),
+        "ablation": plots.rate_bars(
+            {"iterative sgn rule": {"relabelled": ablation.iterative_success},
+             "first gradient only,\nequal distortion": {"relabelled": ablation.one_step_success,
+                                                       "misclassified": ablation.one_step_misclassified}},
+            out / f"limits_ablation_{net.name}.png",
+            f"Section 3.1 ({net.name}): iterative rule vs one step, {len(results)} pairs"),
+        "figure3": _figure3(net, jobs[0][0].image, jobs[0][1], out / f"figure3_{net.name}.png"),
+    }
+    if transfer is not None:
+        figures["transfer"] = plots.rate_bars(
+            {f"{net.name} -> {transfer.to}": {"carries target": transfer.carries_target,
+                                              "original label": transfer.original_label,
+                                              "accuracy on originals (control)": transfer.control_accuracy}},
+            out / f"limits_transfer_{net.name}.png", f"Section 3.1: transfer of {len(ok)} relabelled images")
+    return LimitationsResult(net.name, len(ok), len(results), rates, transfer, ablation, figures)
+
+
+def _crop(image: np.ndarray, fraction: float) -> np.ndarray:
+    from skimage.transform import resize
+
+    h, w = image.shape[:2]
+    ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return np.clip(resize(image[top:top + ch, left:left + cw], (h, w), order=1, mode="edge"), 0.0, 1.0)
+
+
+def _translate(image: np.ndarray, pixels: int) -> np.ndarray:
+    # Down and right, with the edge repeated into the uncovered border.
+    padded = np.pad(image, ((pixels, 0), (pixels, 0), (0, 0)), mode="edge")
+    return padded[: image.shape[0], : image.shape[1]]
+
+
+def _labels(net: Model, images: list) -> np.ndarray:
+    blobs = np.stack([image_to_blob(im, net.input) for im in images])
+    return np.concatenate([net.classifier.forward(blobs[i:i + 16]) for i in range(0, len(blobs), 16)]).argmax(1)
+
+
+def _transform_rates(net: Model, ok: list[RelabelResult], f: Callable) -> TransformRates:
+    if not ok:
+        return TransformRates(float("nan"), float("nan"), float("nan"))
+    moved = _labels(net, [f(r.image) for r in ok])
+    control = _labels(net, [f(r.original) for r in ok])
+    return TransformRates(
+        float(np.mean([m == r.target for m, r in zip(moved, ok)])),
+        float(np.mean([m == r.original_label for m, r in zip(moved, ok)])),
+        float(np.mean([c == r.original_label for c, r in zip(control, ok)])),
+    )
+
+
+def _transfer(ok: list[RelabelResult], name: str, backend: str) -> TransferRates:
+    probs = open_classifier(name, backend)
+    moved = probs([r.image for r in ok]).argmax(1)
+    control = probs([r.original for r in ok]).argmax(1)
+    return TransferRates(
+        name,
+        float(np.mean([m == r.target for m, r in zip(moved, ok)])),
+        float(np.mean([m == r.original_label for m, r in zip(moved, ok)])),
+        float(np.mean([c == r.original_label for c, r in zip(control, ok)])),
+    )
+
+
+def _ablation(net: Model, relabeller: Relabeller, results: list[RelabelResult]) -> AblationRates:
+    """One step along sgn(first gradient), scaled to the distortion the iterative run ended with."""
+    spec = net.input
+    x0 = np.stack([image_to_blob(r.original, spec) for r in results])
+    direction = np.sign(net.classifier.loss_and_gradient(x0, [r.target for r in results]).grad)
+    unit = blob_distortion(direction, np.zeros_like(direction), spec.scale)
+    scale = np.array([r.distortion for r in results]) / np.where(unit > 0, unit, 1.0)
+    mean = spec.mean_blob().astype(np.float32)
+    x1 = np.clip(x0 - scale[:, None, None, None].astype(np.float32) * direction, -mean, spec.scale - mean)
+    labels = np.concatenate([net.classifier.forward(x1[i:i + 16]) for i in range(0, len(x1), 16)]).argmax(1)
+    return AblationRates(
+        float(np.mean([r.success for r in results])),
+        float(np.mean([l == r.target for l, r in zip(labels, results)])),
+        float(np.mean([l != r.original_label for l, r in zip(labels, results)])),
+    )
+
+
+def _figure3(net: Model, image, target: int, path: Path) -> Path:
+    from ..preprocess import fit, load_image
+
+    original = fit(load_image(image), net.input)
+    grad = net.classifier.loss_and_gradient(image_to_blob(original, net.input)[None], [target]).grad[0]
+    hwc = grad.transpose(1, 2, 0)
+    if net.input.channel_order == "BGR":
+        hwc = hwc[:, :, ::-1]
+    return plots.gradient_figure(original, hwc, path, f"Figure 3 ({net.name}): first-iteration gradient toward "
+                                 f"'{plots.short_name(net.class_name(target))}'")

@@ -1,0 +1,152 @@
+"""Labelled source images for the experiments.
+
+A source set is either a folder in ImageNet validation layout (one
+subfolder per class, named by WordNet id, class index or class name), a
+list file with one ``path label`` per line (paths relative to the list
+file, as in Caffe's ``val.txt``), or, with no path, an offline default:
+the held-out test digits for the ``digits`` label set, a few of
+scikit-image's photos (with their ImageNet classes) for ImageNet models.
+Every source has a stable id, so a sweep stopped in one process can be
+resumed in another.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from ..errors import CaffeRelabelError, ModelNotFoundError
+from ..model import Model
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp", ".jpe"}
+
+# scikit-image photos and the ImageNet class each shows (checked on EfficientNet-Lite0).
+SKIMAGE_PHOTOS: dict[str, int] = {
+    "chelsea": 281,  # tabby cat
+    "coffee": 967,  # espresso
+    "stereo_motorcycle": 665,  # moped
+    "rocket": 657,  # missile
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One labelled image: ``image`` is a path or an H x W x C array in [0, 1]."""
+
+    id: str
+    image: Union[str, np.ndarray]
+    label: int
+
+
+def load_sources(
+    model: Model,
+    path: "Optional[str | os.PathLike[str]]" = None,
+    per_class: Optional[int] = None,
+    seed: int = 0,
+) -> list[Source]:
+    """The source set at ``path`` (or the offline default), at most ``per_class`` per class.
+
+    ``per_class`` picks a seeded random subset of each class; the result is
+    ordered by class, then id, so the same arguments give the same list.
+    """
+    if path is None:
+        sources = default_sources(model)
+    else:
+        p = Path(path)
+        if p.is_dir():
+            sources = _folder_sources(p, model)
+        elif p.is_file():
+            sources = _list_sources(p, model)
+        else:
+            raise CaffeRelabelError(f"{p}: no such source folder or list file")
+    if not sources:
+        raise CaffeRelabelError(f"{path or 'default set'}: no source images found")
+    if per_class is not None:
+        sources = _sample_per_class(sources, per_class, seed)
+    return sorted(sources, key=lambda s: (s.label, s.id))
+
+
+def default_sources(model: Model) -> list[Source]:
+    """The offline set for the model's label set."""
+    if model.label_set == "digits":
+        from ..testmodels import DIGITS_TEST
+
+        data = np.load(DIGITS_TEST)
+        return [
+            Source(f"digits-test:{i}", im[:, :, None] / 255.0, int(label))
+            for i, (im, label) in enumerate(zip(data["images"], data["labels"]))
+        ]
+    if model.label_set == "imagenet":
+        return [Source(f"skimage:{name}", _skimage_photo(name), label) for name, label in SKIMAGE_PHOTOS.items()]
+    raise CaffeRelabelError(
+        f"model {model.name!r} has no offline source set (label set {model.label_set!r}); give a source folder or list file"
+    )
+
+
+def _skimage_photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    from ..preprocess import load_image
+
+    img = getattr(skimage.data, name)()
+    if isinstance(img, tuple):  # stereo_motorcycle: (left, right, disparity)
+        img = img[0]
+    return load_image(img)
+
+
+def _folder_sources(root: Path, model: Model) -> list[Source]:
+    sources = []
+    for sub in sorted(d for d in root.iterdir() if d.is_dir()):
+        label = _resolve(model, sub.name, f"{sub}: class folder")
+        for f in sorted(sub.iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                sources.append(Source(str(f), str(f), label))
+    return sources
+
+
+def _list_sources(list_file: Path, model: Model) -> list[Source]:
+    sources = []
+    for n, line in enumerate(list_file.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.rsplit(None, 1)
+        if len(parts) != 2:
+            raise CaffeRelabelError(f"{list_file}:{n}: expected 'path label', got {line.strip()!r}")
+        image = (list_file.parent / parts[0].strip()).resolve()
+        sources.append(Source(str(image), str(image), _resolve(model, parts[1], f"{list_file}:{n}: label")))
+    return sources
+
+
+def _resolve(model: Model, label: str, where: str) -> int:
+    try:
+        return model.resolve(label)
+    except ModelNotFoundError as e:
+        raise ModelNotFoundError(f"{where}: {e}") from None
+
+
+def _sample_per_class(sources: list[Source], per_class: int, seed: int) -> list[Source]:
+    if per_class < 1:
+        raise ValueError(f"expected per_class >= 1, got {per_class}")
+    by_class: dict[int, list[Source]] = defaultdict(list)
+    for s in sorted(sources, key=lambda s: s.id):
+        by_class[s.label].append(s)
+    rng = np.random.default_rng(seed)
+    picked = []
+    for label in sorted(by_class):
+        members = by_class[label]
+        keep = rng.permutation(len(members))[:per_class] if len(members) > per_class else range(len(members))
+        picked.extend(members[i] for i in sorted(keep))
+    return picked
+
+
+def by_class(sources: list[Source]) -> dict[int, list[Source]]:
+    """Sources grouped by label."""
+    groups: dict[int, list[Source]] = defaultdict(list)
+    for s in sources:
+        groups[s.label].append(s)
+    return dict(groups)

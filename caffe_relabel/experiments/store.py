@@ -1,0 +1,242 @@
+"""The sweep's results on disk: one SQLite file per shard, safe to kill at any moment.
+
+Every result is its own committed transaction (WAL journal), so a process
+killed mid-sweep loses at most the relabellings still in flight, which a
+restart simply redoes; ``UNIQUE (source, target)`` means nothing is ever
+stored twice. A store remembers the model and the relabelling settings it
+was made with, and refuses results (or a merge) made with other ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+from ..errors import CaffeRelabelError
+from ..relabel import RelabelResult
+from .common import top_k
+
+SCHEMA_VERSION = "1"
+
+_COLUMNS_SQL = """
+    source TEXT NOT NULL,
+    target INTEGER NOT NULL,
+    source_label INTEGER NOT NULL,
+    success INTEGER NOT NULL,
+    stop TEXT NOT NULL,
+    iterations INTEGER NOT NULL,
+    distortion REAL NOT NULL,
+    original_label INTEGER NOT NULL,
+    original_prob REAL NOT NULL,
+    final_label INTEGER NOT NULL,
+    final_prob REAL NOT NULL,
+    target_prob REAL NOT NULL,
+    top5 TEXT NOT NULL,
+    uint8_label INTEGER NOT NULL,
+    uint8_success INTEGER NOT NULL,
+    uint8_distortion REAL NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    UNIQUE (source, target)
+"""
+
+
+class StoreMismatchError(CaffeRelabelError, ValueError):
+    """A store made with another model or other relabelling settings."""
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """What makes two stores' results comparable: the model and every relabelling setting."""
+
+    model: str
+    backend: str
+    alpha: float
+    max_distortion: Optional[float]
+    max_iter: int
+    ensure_uint8: bool
+    clip: bool
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StoreIdentity":
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One row: a relabelling's scalar outcome (top5 as [[class, prob], ...])."""
+
+    source: str
+    target: int
+    source_label: int
+    success: bool
+    stop: str
+    iterations: int
+    distortion: float
+    original_label: int
+    original_prob: float
+    final_label: int
+    final_prob: float
+    target_prob: float
+    top5: list
+    uint8_label: int
+    uint8_success: bool
+    uint8_distortion: float
+    model: str
+    version: str
+
+    @classmethod
+    def from_result(cls, source: str, source_label: int, r: RelabelResult, model: str, version: str) -> "StoredResult":
+        return cls(
+            source, r.target, source_label, r.success, r.stop, r.iterations, r.distortion, r.original_label,
+            r.original_prob, r.final_label, r.final_prob, r.target_prob, [list(t) for t in top_k(r.probs, 5)],
+            r.uint8_label, r.uint8_success, r.uint8_distortion, model, version,
+        )
+
+    def to_row(self) -> tuple:
+        values = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            values.append(json.dumps(v) if f.name == "top5" else int(v) if isinstance(v, bool) else v)
+        return tuple(values)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "StoredResult":
+        kw: dict[str, Any] = {f.name: row[f.name] for f in fields(cls)}
+        kw["top5"] = json.loads(kw["top5"])
+        kw["success"] = bool(kw["success"])
+        kw["uint8_success"] = bool(kw["uint8_success"])
+        return cls(**kw)
+
+
+_NAMES = [f.name for f in fields(StoredResult)]
+_INSERT = f"INSERT OR IGNORE INTO results ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))})"
+
+
+class SweepStore:
+    """A results file. ``identity=None`` opens an existing store as it is (for reading, merging)."""
+
+    def __init__(self, path: "str | os.PathLike[str]", identity: Optional[StoreIdentity] = None) -> None:
+        self.path = Path(path)
+        if identity is None and not self.path.is_file():
+            raise CaffeRelabelError(f"{self.path}: no such sweep store")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit: each INSERT is its own transaction, durable once it returns.
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives a killed process (not a power cut) without an fsync per row.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS_SQL})")
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise CaffeRelabelError(f"{self.path}: not a sweep store ({e})") from None
+        self.identity = self._settle_identity(identity)
+
+    def _settle_identity(self, wanted: Optional[StoreIdentity]) -> StoreIdentity:
+        stored = self.meta("identity")
+        if stored is None:
+            if wanted is None:
+                raise CaffeRelabelError(f"{self.path}: not a sweep store (no identity recorded)")
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('identity', ?)", (wanted.to_json(),))
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            return wanted
+        have = StoreIdentity.from_json(stored)
+        if wanted is not None:
+            check_same(have, wanted, str(self.path))
+        return have
+
+    def meta(self, key: str) -> Optional[str]:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def done(self) -> set[tuple[str, int]]:
+        """The (source, target) pairs already stored."""
+        return {(r[0], r[1]) for r in self._db.execute("SELECT source, target FROM results")}
+
+    def add(self, result: StoredResult) -> None:
+        """Store one result, committed when this returns; a pair already present is left alone."""
+        self._db.execute(_INSERT, result.to_row())
+
+    def add_many(self, results: Iterable[StoredResult]) -> int:
+        """Store several results in one transaction; returns how many were new."""
+        before = self.count()
+        with self._transaction():
+            self._db.executemany(_INSERT, (r.to_row() for r in results))
+        return self.count() - before
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # Explicit BEGIN/COMMIT: the connection is in autocommit mode.
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def results(self) -> Iterator[StoredResult]:
+        """Every stored result, ordered by (source, target)."""
+        for row in self._db.execute(f"SELECT {', '.join(_NAMES)} FROM results ORDER BY source, target"):
+            yield StoredResult.from_row(row)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "SweepStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_same(have: StoreIdentity, wanted: StoreIdentity, where: str) -> None:
+    """Raise StoreMismatchError naming the first differing setting."""
+    for f in fields(StoreIdentity):
+        a, b = getattr(have, f.name), getattr(wanted, f.name)
+        if a != b:
+            raise StoreMismatchError(f"{where}: made with {f.name}={a!r}, expected {f.name}={b!r}")
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What a merge did."""
+
+    path: Path
+    inputs: int
+    added: int
+    total: int
+
+
+def merge_stores(out: "str | os.PathLike[str]", inputs: list["str | os.PathLike[str]"]) -> MergeResult:
+    """Combine stores made with one model and one set of settings into ``out``."""
+    if not inputs:
+        raise ValueError("expected at least one store to merge, got none")
+    opened = [SweepStore(p) for p in inputs]
+    try:
+        identity = opened[0].identity
+        for s in opened[1:]:
+            check_same(s.identity, identity, str(s.path))
+        with SweepStore(out, identity) as target:
+            added = sum(target.add_many(s.results()) for s in opened)
+            return MergeResult(Path(out), len(opened), added, target.count())
+    finally:
+        for s in opened:
+            s.close()

@@ -1,0 +1,55 @@
+"""Second classifiers to test transfer on: any model this package opens, or a scikit-learn MLP for digits.
+
+No second trained Caffe digits network exists offline, so ``digits-mlp`` (a
+multi-layer perceptron trained on the same digits training split) stands in
+as "another network" for the digits model.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..preprocess import fit, image_to_blob
+from .common import open_model
+
+#: images (list of H x W x C in [0, 1]) -> N x K class probabilities
+ProbsFn = Callable[[list], np.ndarray]
+
+DIGITS_MLP = "digits-mlp"
+
+
+def open_classifier(name: str, backend: str = "auto") -> ProbsFn:
+    """A probability function for ``name``: a model name, ``random:<zoo name>`` or ``digits-mlp``."""
+    if name == DIGITS_MLP:
+        return _digits_mlp()
+    net = open_model(name, backend)
+
+    def probs(images: list) -> np.ndarray:
+        blobs = np.stack([image_to_blob(fit(im, net.input), net.input) for im in images])
+        return np.concatenate([net.classifier.forward(blobs[i:i + 16]) for i in range(0, len(blobs), 16)])
+
+    return probs
+
+
+def _digits_mlp() -> ProbsFn:
+    from sklearn.neural_network import MLPClassifier
+
+    from ..testmodels import DIGITS_SIZE, digits_dataset
+
+    train_x, train_y, _, _ = digits_dataset()
+    mlp = MLPClassifier(hidden_layer_sizes=(128,), max_iter=400, random_state=0)
+    mlp.fit(train_x.reshape(len(train_x), -1) / 255.0, train_y)
+
+    def probs(images: list) -> np.ndarray:
+        flat = np.stack([fit(im, _grey_spec(DIGITS_SIZE))[:, :, 0].reshape(-1) for im in images])
+        return mlp.predict_proba(flat)
+
+    return probs
+
+
+def _grey_spec(size: int):
+    from ..preprocess import InputSpec
+
+    return InputSpec(size=(size, size), channel_order="GREY", mean=(0.0,), resize=None)

@@ -1,0 +1,50 @@
+"""The report and the `experiment`/`report` subcommands."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from caffe_relabel.experiments.__main__ import main
+from caffe_relabel.report import SETTINGS, build_report
+
+TINY = {
+    "examples": dict(n=2), "sweep": dict(per_class=1, targets_per_source=1, caps=(0.2,)), "synthesis": dict(n_targets=2),
+    "svm": dict(sets=1, n_train=3, n_test=3), "limitations": dict(n=3),
+}
+
+
+def test_the_report_references_existing_figures(tmp_path, monkeypatch, digits_model):
+    monkeypatch.setitem(SETTINGS, ("digits", True), TINY)
+    r = build_report(tmp_path, digits_model.name, quick=True)
+    assert not r.skipped
+    md = r.markdown.read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(linked) >= 8 and all((tmp_path / name).is_file() for name in linked)
+    assert all(f'src="{name}"' in r.html.read_text() for name in linked)
+    assert "| claim | paper | ours | model and data | command |" in md
+    assert "98.7%" in md and "89.6%" in md and "0.00814" in md
+
+
+def test_experiment_sweep_summary_and_merge_commands(tmp_path, capsys, digits_model):
+    args = ["--model", "digits", "--per-class", "1", "--targets", "0,1", "--max-distortion", "0.2", "-q"]
+    assert main(["experiment", "sweep", *args, "--store", str(tmp_path / "a.sqlite"), "--shard", "0/2"]) == 0
+    assert main(["experiment", "sweep", *args, "--store", str(tmp_path / "b.sqlite"), "--shard", "1/2"]) == 0
+    capsys.readouterr()
+    assert main(["experiment", "merge", str(tmp_path / "m.sqlite"), str(tmp_path / "a.sqlite"),
+                 str(tmp_path / "b.sqlite"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == 18
+    assert main(["experiment", "summary", str(tmp_path / "m.sqlite")]) == 0
+    assert "pairs: 18" in capsys.readouterr().out
+
+
+def test_errors_are_one_line_with_the_input_exit_code(tmp_path, capsys):
+    assert main(["experiment", "summary", str(tmp_path / "none.sqlite")]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no such sweep store" in err
+    assert main(["experiment", "sweep", "--shard", "3/2", "-q"]) == 3
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "nonsense"])
+    assert e.value.code == 2
