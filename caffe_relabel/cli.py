@@ -128,6 +128,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
         max_distortion=None if args.max_distortion <= 0 else args.max_distortion,
         max_iter=args.max_iter,
         ensure_uint8=args.ensure_uint8,
+        confidence=args.confidence,
         batch_size=1,
     )
     with tqdm(total=args.max_iter, desc="relabelling", unit="it", disable=args.quiet or args.json, file=sys.stderr) as bar:
@@ -209,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-distortion", type=float, default=0.01, help="distortion cap, 0 = none (default 0.01)")
     p.add_argument("--max-iter", type=int, default=1000)
     p.add_argument("--ensure-uint8", action="store_true", help="keep going until the 8-bit image carries the target label")
+    p.add_argument("--confidence", type=float, default=0.0, help="also require the target's probability to reach this (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_model_args(p)

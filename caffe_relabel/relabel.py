@@ -8,7 +8,10 @@ with alpha = 50 in the paper, so each step moves every pixel channel by
 50/255 of a grey level, or not at all where the gradient is exactly zero.
 Each sample stops on its own: with success as soon as its top-1 label is
 the target; as a failure when the next step would take its distortion past
-the cap, after ``max_iter`` steps, or on a non-finite gradient. Finished
+the cap, after ``max_iter`` steps, or on a non-finite gradient. With
+``confidence`` > 0 success also needs the target's probability to reach it
+(the paper's Figure 2 shows confident relabellings; it does not say when it
+stopped). Finished
 samples leave the batch and waiting ones take their slots (continuous
 batching), so the cost follows the sum of the iterations, not the maximum.
 
@@ -136,6 +139,7 @@ class Relabeller:
         max_iter: int = 1000,
         batch_size: int = 8,
         ensure_uint8: bool = False,
+        confidence: float = 0.0,
         clip: bool = True,
         trace: bool = False,
         backend: str = "auto",
@@ -149,12 +153,15 @@ class Relabeller:
             raise ValueError(f"expected max_iter >= 0, got {max_iter}")
         if batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got {batch_size}")
+        if not 0.0 <= confidence < 1.0:
+            raise ValueError(f"expected 0 <= confidence < 1, got {confidence}")
         self.model = net if isinstance(net, Model) else load_model(net, backend=backend, device=device)
         self.alpha = float(alpha)
         self.max_distortion = max_distortion
         self.max_iter = int(max_iter)
         self.batch_size = int(batch_size)
         self.ensure_uint8 = ensure_uint8
+        self.confidence = float(confidence)
         self.clip = clip
         self.trace = trace
         spec = self.model.input
@@ -233,7 +240,7 @@ class Relabeller:
         labels = lg.probs.argmax(axis=1)
         finished: list[tuple[_Slot, str, np.ndarray]] = []
         stepping: list[int] = []
-        hit = [k for k, s in enumerate(active) if labels[k] == s.target]
+        hit = [k for k, s in enumerate(active) if self._carries(lg.probs[k], s.target)]
         uint8_ok = self._uint8_labels([active[k] for k in hit]) if (self.ensure_uint8 and hit) else None
         for k, slot in enumerate(active):
             probs = lg.probs[k]
@@ -245,7 +252,7 @@ class Relabeller:
                 slot.trace.target_prob.append(float(probs[slot.target]))
                 slot.trace.loss.append(float(lg.loss[k]))
                 slot.trace.distortion.append(float(blob_distortion(slot.x[None], slot.x0[None], self.model.input.scale)[0]))
-            if labels[k] == slot.target and (uint8_ok is None or uint8_ok[hit.index(k)] == slot.target):
+            if k in hit and (uint8_ok is None or uint8_ok[hit.index(k)]):
                 finished.append((slot, STOP_TARGET, probs))
             elif not np.all(np.isfinite(lg.grad[k])):
                 finished.append((slot, STOP_NON_FINITE, probs))
@@ -274,9 +281,15 @@ class Relabeller:
         gone = {id(s) for s, _, _ in finished}
         return [s for s in active if id(s) not in gone]
 
-    def _uint8_labels(self, slots: list[_Slot]) -> np.ndarray:
+    def _carries(self, probs: np.ndarray, target: int) -> bool:
+        """Top-1 is the target (with at least ``confidence`` probability, if asked)."""
+        return int(probs.argmax()) == target and probs[target] >= self.confidence
+
+    def _uint8_labels(self, slots: list[_Slot]) -> list[bool]:
+        """Whether each slot's 8-bit image carries its target."""
         blobs = np.stack([self._uint8_blob(s.x) for s in slots])
-        return self.model.classifier.forward(blobs).argmax(axis=1)
+        probs = self.model.classifier.forward(blobs)
+        return [self._carries(p, s.target) for p, s in zip(probs, slots)]
 
     def _uint8_blob(self, x: np.ndarray) -> np.ndarray:
         spec = self.model.input

@@ -161,3 +161,15 @@ def test_model_by_name(images):
     r = Relabeller("digits", max_distortion=None, max_iter=300).run(images[0], "3")
     assert r.target == 3 and r.success
     assert r.summary()["iterations"] == r.iterations
+
+
+def test_confidence_keeps_going_until_the_target_is_probable(model, images, digits_data):
+    targets = _targets(digits_data, 4, shift=3)
+    plain = Relabeller(model, max_distortion=None, max_iter=800).run_batch(images[:4], targets)
+    sure = Relabeller(model, max_distortion=None, max_iter=800, confidence=0.9).run_batch(images[:4], targets)
+    for a, b in zip(plain, sure):
+        assert a.success and b.success
+        assert b.target_prob >= 0.9 and b.iterations >= a.iterations
+    assert any(a.target_prob < 0.9 for a in plain)
+    with pytest.raises(ValueError, match="confidence"):
+        Relabeller(model, confidence=1.0)
