@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from typing import Callable, Optional
 
@@ -41,6 +42,11 @@ def pycaffe_available() -> bool:
     return True
 
 
+def engine_available() -> bool:
+    """True when torch is installed (the engine backend's one extra requirement)."""
+    return importlib.util.find_spec("torch") is not None
+
+
 def load_classifier(
     prototxt: "str | os.PathLike[str]",
     weights: "Optional[str | os.PathLike[str]]" = None,
@@ -53,4 +59,5 @@ def load_classifier(
     return _backend_class(backend)(prototxt, weights, device=device)
 
 
-__all__ = ["BACKENDS", "Classifier", "LossGradient", "load_classifier", "pycaffe_available", "softmax_cross_entropy_grad"]
+__all__ = ["BACKENDS", "Classifier", "LossGradient", "engine_available", "load_classifier", "pycaffe_available",
+           "softmax_cross_entropy_grad"]

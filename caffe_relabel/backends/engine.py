@@ -1,0 +1,100 @@
+"""The engine backend: a Caffe network run by caffe_relabel.engine on PyTorch.
+
+Same contract as the pycaffe backend: the input gradient is backpropagated
+from the logits with dL/dlogits = p - onehot (p from the net's own Softmax),
+and each sample's loss is its own (the batch loss is a sum), so results do
+not depend on the batch size. Only the input gradient is computed: every
+parameter has requires_grad False, which is most of why this is faster than
+pycaffe, whose backward also computes every weight gradient.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, ModelFormatError
+from .base import Classifier, LossGradient, softmax_cross_entropy_grad
+
+try:
+    import torch
+except ImportError as e:  # torch is the optional `engine` extra
+    raise BackendUnavailableError(f"the engine backend needs torch ({e}); install caffe-relabel[engine]") from None
+
+from ..engine import CaffeNet, load_net
+from ..engine.spec import count
+
+
+class EngineClassifier(Classifier):
+    """A classifier run by the Caffe-faithful PyTorch engine.
+
+    device: 'cpu', 'cuda', 'cuda:N' (or 'gpu:N'); mode: 'faithful', 'fast' or
+    'fast-bf16' (see caffe_relabel.engine.device; on CPU all equal faithful);
+    compile: run the network through torch.compile (first calls are slow).
+    """
+
+    backend_name = "engine"
+
+    def __init__(self, prototxt: "str | os.PathLike[str]", weights: "Optional[str | os.PathLike[str]]" = None,
+                 device: str = "cpu", mode: str = "faithful", compile: bool = False) -> None:
+        self.prototxt = prototxt
+        self.weights = weights
+        self.device = device
+        self.mode = mode
+        self.net: CaffeNet = load_net(prototxt, weights, device=device, mode=mode)
+        self._run = torch.compile(self.net) if compile else self.net
+        shape = self.net.input_shape
+        if len(shape) != 4:
+            raise ModelFormatError(f"{prototxt}: expected a N x C x H x W input blob, got shape {list(shape)}")
+        self._input_shape: tuple[int, int, int] = (shape[1], shape[2], shape[3])
+        self._num_classes = count(self.net.blob_shapes[self.net.output_name], 1)
+
+    @property
+    def module(self) -> CaffeNet:
+        """The network as a torch.nn.Module; ``module(x)`` returns the logits."""
+        return self.net
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self._input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    @property
+    def blob_names(self) -> list[str]:
+        return self.net.blob_names
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self._check_input(x)).to(self.net.device)
+
+    def _probs(self, logits: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            probs = self.net.probabilities(logits)
+        return probs.reshape(probs.shape[0], -1).cpu().numpy()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self._probs(self._run(self._tensor(x)))
+
+    def loss_and_gradient(self, x: np.ndarray, targets: Sequence[int]) -> LossGradient:
+        xt = self._tensor(x).requires_grad_(True)
+        t = self._check_targets(targets, xt.shape[0])
+        with torch.enable_grad():
+            logits = self._run(xt)
+        probs = self._probs(logits.detach())
+        loss, dlogits = softmax_cross_entropy_grad(probs, t)
+        seed = torch.from_numpy(dlogits).to(logits.device).reshape(logits.shape)
+        with self.net.numerics():
+            (grad,) = torch.autograd.grad(logits, xt, seed, allow_unused=True)
+        # A net whose logits ignore the input (e.g. a constant Power layer) has no gradient path.
+        grad_np = np.zeros(tuple(xt.shape), np.float32) if grad is None else grad.contiguous().cpu().numpy()
+        return LossGradient(probs=probs, loss=loss, grad=grad_np)
+
+    def blob(self, x: np.ndarray, name: str) -> np.ndarray:
+        self._check_blob_name(name)
+        with torch.inference_mode():
+            return self.net.blobs(self._tensor(x), [name])[name].float().cpu().numpy().copy()

@@ -1,0 +1,54 @@
+"""Eltwise: SUM (with coefficients), PROD, MAX, as eltwise_layer.cpp."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ...proto.caffe_relabel_caffe_pb2 import EltwiseParameter
+from ..registry import register
+from ..spec import Built, BuildContext, CaffeLayer
+
+
+class Eltwise(CaffeLayer):
+    def __init__(self, op: int, coeffs: Sequence[float]) -> None:
+        super().__init__()
+        self.op, self.coeffs = op, list(coeffs)
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor]:
+        if self.op == EltwiseParameter.PROD:
+            out = xs[0] * xs[1]
+            for x in xs[2:]:
+                out = out * x
+        elif self.op == EltwiseParameter.SUM:
+            # 0 + c0 x0 + c1 x1 + ..., left to right (caffe_axpy per bottom).
+            out = xs[0] if self.coeffs[0] == 1 else xs[0] * self.coeffs[0]
+            for c, x in zip(self.coeffs[1:], xs[1:]):
+                out = out + (x if c == 1 else x * c)
+        else:
+            # MAX: bottom 1 wins a tie with bottom 0 (a > b ? a : b), later
+            # bottoms must be strictly greater; the gradient follows the
+            # winner, which torch.where reproduces (torch.maximum would split ties).
+            out = torch.where(xs[0] > xs[1], xs[0], xs[1])
+            for x in xs[2:]:
+                out = torch.where(x > out, x, out)
+        return (out,)
+
+
+@register("Eltwise")
+def build_eltwise(ctx: BuildContext) -> Built:
+    ctx.expect_bottoms(2, -1)
+    ctx.expect_tops(1)
+    p = ctx.layer.eltwise_param
+    shapes = ctx.bottom_shapes
+    for i, s in enumerate(shapes[1:], 1):
+        if s != shapes[0]:
+            raise ctx.error("bottom", f"bottom {i} has shape {list(s)}, bottom 0 has {list(shapes[0])}; expected equal shapes")
+    if len(p.coeff) and p.operation != EltwiseParameter.SUM:
+        raise ctx.error("eltwise_param.coeff", "coefficients are only allowed with operation SUM")
+    if len(p.coeff) not in (0, len(shapes)):
+        raise ctx.error("eltwise_param.coeff", f"expected one coefficient per bottom ({len(shapes)}), got {len(p.coeff)}")
+    coeffs = [float(np.float32(c)) for c in p.coeff] or [1.0] * len(shapes)
+    return Built(Eltwise(p.operation, coeffs), [shapes[0]])

@@ -1,0 +1,162 @@
+"""The network: Caffe layers in definition order, run on PyTorch.
+
+:func:`build_net` turns a NetParameter (current, V1 or with old input fields)
+plus weights into a :class:`CaffeNet`, validating every layer against its
+bottoms before any weight is converted. A :class:`CaffeNet` is a
+``torch.nn.Module`` whose ``forward(x)`` returns the LOGITS: the input of
+the final Softmax layer when the net ends in one (as the zoo deploy nets
+do), otherwise the net's output blob. That is what attack libraries
+(Foolbox, torchattacks, ...) expect from a model. ``blobs(x, names)``
+returns named intermediate blobs, ``probabilities(logits)`` applies the
+net's own Softmax.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import torch
+from torch import nn
+
+from ..errors import ModelFormatError
+from ..proto.caffe_relabel_caffe_pb2 import NetParameter
+from ..proto.upgrade import needs_upgrade, upgrade_net
+from . import layers as _layers  # noqa: F401  (registers every layer builder)
+from .device import check_mode, numerics, resolve_device, uses_channels_last
+from .phase import layers_in_test_phase
+from .registry import builder_for
+from .spec import BuildContext, Shape
+from .weights import WeightsLike, WeightStore
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer's place in the graph."""
+
+    name: str
+    type: str
+    bottoms: tuple[str, ...]
+    tops: tuple[str, ...]
+
+
+class CaffeNet(nn.Module):
+    """A Caffe network as a torch module; ``forward(x)`` returns the logits."""
+
+    def __init__(self, steps: list[Step], modules: list[nn.Module], blob_shapes: dict[str, Shape],
+                 input_name: str, output_name: str, logits_name: str, device: torch.device, mode: str) -> None:
+        super().__init__()
+        self.steps = steps
+        # A list, not a dict: Caffe layer names may contain '.', which nn.ModuleDict refuses.
+        self.layers = nn.ModuleList(modules)
+        self.blob_shapes = blob_shapes
+        self.input_name, self.output_name, self.logits_name = input_name, output_name, logits_name
+        self.device, self.mode = device, mode
+        self.channels_last = uses_channels_last(mode, device)
+        self._writer = {}  # blob -> index of the last layer that writes it (in-place layers rewrite)
+        for i, step in enumerate(steps):
+            for top in step.tops:
+                self._writer[top] = i
+        # The final Softmax layer, when the logits are its input.
+        self._softmax_index = self._writer[output_name] if logits_name != output_name else None
+
+    @property
+    def input_shape(self) -> Shape:
+        """The input blob's declared shape (the batch axis may vary at run time)."""
+        return self.blob_shapes[self.input_name]
+
+    @property
+    def blob_names(self) -> list[str]:
+        return list(self.blob_shapes)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [step.name for step in self.steps]
+
+    def numerics(self) -> contextlib.AbstractContextManager[None]:
+        """The mode's numeric settings; wrap your own backward pass on CUDA in it."""
+        return numerics(self.mode, self.device)
+
+    def _run(self, x: torch.Tensor, wanted: Iterable[str]) -> dict[str, torch.Tensor]:
+        wanted = set(wanted)
+        last = max(self._writer[name] for name in wanted)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        blobs: dict[str, torch.Tensor] = {self.input_name: x}
+        with self.numerics():
+            for step, module in zip(self.steps[:last + 1], self.layers):
+                if step.type == "Input":
+                    continue
+                tops = module(*[blobs[b] for b in step.bottoms])
+                blobs.update(zip(step.tops, tops))
+        return {name: blobs[name] for name in wanted}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits (float32) for an N x C x H x W input."""
+        return self._run(x, [self.logits_name])[self.logits_name].float()
+
+    def blobs(self, x: torch.Tensor, names: Optional[Iterable[str]] = None) -> dict[str, torch.Tensor]:
+        """Named blobs after a forward pass (all blobs when ``names`` is None)."""
+        names = list(self.blob_shapes if names is None else names)
+        for name in names:
+            if name not in self._writer:
+                raise ModelFormatError(f"no blob named {name!r} in this network")
+        return self._run(x, names)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """The net's own final Softmax applied to ``logits`` (softmax over axis 1 if it has none)."""
+        if self._softmax_index is None:
+            return torch.softmax(logits.flatten(1).float(), dim=1)
+        return self.layers[self._softmax_index](logits)[0]
+
+
+def _outputs(steps: list[Step]) -> list[str]:
+    # Caffe's net outputs: blobs produced and not consumed afterwards, in
+    # std::set (sorted) order; pycaffe's net.outputs lists them so.
+    available: set[str] = set()
+    for step in steps:
+        available.difference_update(step.bottoms)
+        available.update(step.tops)
+    return sorted(available)
+
+
+def build_net(netdef: NetParameter, weights: WeightsLike = None, device: "str | torch.device" = "cpu",
+              mode: str = "faithful", source: str = "<net>") -> CaffeNet:
+    """A :class:`CaffeNet` from a net definition and weights (caffemodel path, NetParameter,
+    ``{layer: [arrays]}`` or None for constant fillers only)."""
+    dev = resolve_device(device)
+    check_mode(mode)
+    if needs_upgrade(netdef):
+        netdef = upgrade_net(netdef, source)
+    store = WeightStore(weights)
+    shapes: dict[str, Shape] = {}
+    steps: list[Step] = []
+    modules: list[nn.Module] = []
+    inputs: list[str] = []
+    for layer in layers_in_test_phase(netdef.layer, source):
+        missing = [b for b in layer.bottom if b not in shapes]
+        if missing:
+            raise ModelFormatError(
+                f"{source}: layer {layer.name!r} ({layer.type}): bottom blob {missing[0]!r} is not produced by any earlier layer"
+            )
+        builder = builder_for(layer.name, layer.type)
+        ctx = BuildContext(layer, [shapes[b] for b in layer.bottom], store.get(layer.name), store.given, source, dev)
+        built = builder(ctx)
+        shapes.update(zip(layer.top, built.top_shapes))
+        steps.append(Step(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top)))
+        modules.append(built.module)
+        if layer.type == "Input":
+            inputs.extend(layer.top)
+    if len(inputs) != 1:
+        raise ModelFormatError(f"{source}: expected a net with one input blob, got {len(inputs)}: {inputs}")
+    outputs = _outputs(steps)
+    if not outputs:
+        raise ModelFormatError(f"{source}: the net has no output blob")
+    output = outputs[-1]
+    producer = next(s for s in reversed(steps) if output in s.tops)
+    logits = producer.bottoms[0] if producer.type == "Softmax" else output
+    net = CaffeNet(steps, modules, shapes, inputs[0], output, logits, dev, mode)
+    if net.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net.eval()

@@ -1,0 +1,78 @@
+"""Slow fidelity checks on the full-size zoo nets with real photographs.
+
+On photographs the float32 input gradient of a deep net is ill-conditioned
+in places (near-ties in max pooling, ReLU inputs within rounding of zero), so
+ANY float32 implementation flips some signs against exact arithmetic.
+Measured (GoogLeNet, random weights, elements above 1e-6 max |grad|): real
+Caffe disagrees with a float64 evaluation on up to 0.38% of the elements
+(astronaut), the engine on up to 0.40%, and on other photographs either one
+may be the noisier. So the criterion here is relative to that noise: the
+engine's disagreement with float64 may exceed Caffe's own by at most a
+factor 2 or 0.1% absolute, and engine and Caffe agree on >= 99.5% directly.
+(On smooth random inputs the default-run tests require 99.99%.) The float64
+evaluation is the engine in double precision, NCHW, on torch's reference
+kernels -- a different numeric path from both float32 runs. Logits:
+<= 1e-5 relative, as everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from caffe_relabel import testmodels
+from caffe_relabel.backends import load_classifier
+from caffe_relabel.backends.base import softmax_cross_entropy_grad
+from caffe_relabel.backends.engine import EngineClassifier
+from tests.conftest import requires_pycaffe
+
+pytestmark = [requires_pycaffe, pytest.mark.slow]
+
+
+def photographs(size: int) -> np.ndarray:
+    from skimage import data, transform
+
+    out = []
+    for load in (data.chelsea, data.coffee, data.astronaut, data.rocket):
+        rgb = transform.resize(load(), (size, size), anti_aliasing=True) * 255
+        out.append(rgb[:, :, ::-1].transpose(2, 0, 1) - np.array([104.0, 117.0, 123.0])[:, None, None])
+    return np.stack(out).astype(np.float32)
+
+
+def float64_gradient(engine: EngineClassifier, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    net = engine.net
+    net64 = type(net)(net.steps, [m for m in net.layers], net.blob_shapes, net.input_name, net.output_name,
+                      net.logits_name, net.device, net.mode)
+    net64 = net64.double().to(memory_format=torch.contiguous_format)
+    net64.channels_last = False
+    xt = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
+    logits = net64(xt)
+    _, dlogits = softmax_cross_entropy_grad(torch.softmax(logits, 1).detach().numpy(), targets)
+    (grad,) = torch.autograd.grad(logits, xt, torch.from_numpy(dlogits))
+    return grad.numpy()
+
+
+@pytest.mark.parametrize("name", ["bvlc_googlenet", "bvlc_alexnet", "bvlc_reference_caffenet"])
+def test_zoo_photographs_match_pycaffe(name: str) -> None:
+    proto, weights = testmodels.random_model(name)
+    engine = EngineClassifier(proto, weights)
+    caffe = load_classifier(proto, weights, backend="pycaffe")
+    x = photographs(engine.input_shape[1])
+    targets = np.array([1, 500, 999, 281])
+    logits = engine.net.logits_name
+    want = caffe.blob(x, logits)
+    assert np.abs(engine.blob(x, logits) - want).max() / np.abs(want).max() <= 1e-5
+    for i in range(len(x)):
+        xi, ti = x[i:i + 1], targets[i:i + 1]
+        a, b = engine.loss_and_gradient(xi, ti), caffe.loss_and_gradient(xi, ti)
+        exact = float64_gradient(EngineClassifier(proto, weights), xi, ti)
+        mask = np.abs(exact) > 1e-6 * np.abs(exact).max()
+
+        def disagreement(g: np.ndarray, h: np.ndarray) -> float:
+            return float((np.sign(g[mask]) != np.sign(h[mask])).mean())
+
+        d_engine, d_caffe = disagreement(a.grad, exact), disagreement(b.grad, exact)
+        assert d_engine <= max(2 * d_caffe, 1e-3), f"image {i}: engine {d_engine:.2e} vs caffe {d_caffe:.2e} off float64"
+        assert 1 - disagreement(a.grad, b.grad) >= 0.995, f"image {i}"
