@@ -37,16 +37,19 @@ class Classifier(abc.ABC):
 
     #: Short name of the implementation ("pycaffe", "engine").
     backend_name: str = "abstract"
+    # Set by each implementation's constructor.
+    _input_shape: tuple[int, int, int]
+    _num_classes: int
 
     @property
-    @abc.abstractmethod
     def input_shape(self) -> tuple[int, int, int]:
         """C, H, W of one input sample."""
+        return self._input_shape
 
     @property
-    @abc.abstractmethod
     def num_classes(self) -> int:
         """Number of output classes."""
+        return self._num_classes
 
     @property
     @abc.abstractmethod

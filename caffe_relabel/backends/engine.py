@@ -57,14 +57,6 @@ class EngineClassifier(Classifier):
         return self.net
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return self._input_shape
-
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
-    @property
     def blob_names(self) -> list[str]:
         return self.net.blob_names
 

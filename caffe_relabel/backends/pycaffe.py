@@ -172,14 +172,6 @@ class PycaffeClassifier(Classifier):
                     )
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return self._input_shape
-
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
-    @property
     def blob_names(self) -> list[str]:
         return list(self.net.blobs.keys())
 
