@@ -1,6 +1,6 @@
 """One report of the paper reproduced: every experiment run, every figure, one table of claims.
 
-``build_report(out, model, quick=True)`` runs each experiment with small
+``build_report(out, models, quick=True)`` runs each experiment with small
 settings (minutes on a CPU) or, with ``quick=False``, the paper's own
 settings, and writes ``report.md`` and ``report.html`` (a minimal
 self-contained page, no template engine) beside the figures. An
@@ -15,7 +15,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
 from .errors import CaffeRelabelError
@@ -84,23 +84,32 @@ def _fmt(s: Stats, digits: int = 5) -> str:
 
 def build_report(
     out_dir: "str | os.PathLike[str]" = "results",
-    model: str = "digits",
+    models: "str | Sequence[str]" = "digits",
     quick: bool = True,
     sources: "Optional[str | os.PathLike[str]]" = None,
     batch_size: Optional[int] = None,
     backend: str = "auto",
     note: Optional[NoteFn] = None,
 ) -> ReportResult:
-    """Run every experiment on ``model`` and write the report into ``out_dir``."""
+    """Run every experiment on each of ``models`` and write one report into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    names = [models] if isinstance(models, str) else list(models)
+    result = ReportResult(out / "report.md", out / "report.html")
+    for model in names:
+        _run_model(model, out, quick, sources, batch_size, backend, note, result)
+    _write(result, ", ".join(names), quick)
+    return result
+
+
+def _run_model(model: str, out: Path, quick: bool, sources: "Optional[str | os.PathLike[str]]",
+               batch_size: Optional[int], backend: str, note: Optional[NoteFn], result: ReportResult) -> None:
     net = open_model(model, backend)
     label_set = net.label_set if net.label_set in ("digits", "imagenet") else "imagenet"
     settings = SETTINGS[(label_set, quick)]
     batch = batch_size or (32 if label_set == "digits" else 4)
     common = dict(sources=sources, batch_size=batch)
     data = f"{model}, {'offline default set' if sources is None else sources}"
-    result = ReportResult(out / "report.md", out / "report.html")
     runners = {
         "examples": lambda: _examples(net, out, settings["examples"], common, data),
         "sweep": lambda: _sweep(net, out, settings["sweep"], common, data),
@@ -110,16 +119,14 @@ def build_report(
     }
     for name, run in runners.items():
         if note is not None:
-            note(name)
+            note(f"{model}: {name}")
         try:
             claims, figures = run()
         except CaffeRelabelError as e:
-            result.skipped[name] = str(e)
+            result.skipped[f"{model} {name}"] = str(e)
             continue
         result.claims += claims
         result.figures += figures
-    _write(result, net.name, quick)
-    return result
 
 
 def _examples(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Claim], list[Path]]:

@@ -110,7 +110,8 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("report", help="run every experiment and write report.md/.html with figures")
     p.add_argument("--out", default="results", help="folder (default results)")
-    p.add_argument("--model", "-m", default="digits", help="default digits")
+    p.add_argument("--model", "-m", nargs="+", default=None,
+                   help="one or more models (default: every offline model present: digits, efficientnet_lite0)")
     p.add_argument("--quick", action="store_true", help="small settings: minutes on a CPU")
     _sources_arg(p)
     p.add_argument("--batch-size", type=int)
@@ -271,15 +272,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from ..report import build_report
 
+    from .. import zoo
+
+    models = args.model or [m for m in ("digits", "efficientnet_lite0") if zoo.find_weights(zoo.get(m)) is not None]
     started: list[str] = []
-    with tqdm(total=5, desc="report", unit="experiment", file=sys.stderr, disable=args.quiet) as bar:
+    with tqdm(total=5 * len(models), desc="report", unit="experiment", file=sys.stderr, disable=args.quiet) as bar:
         def note(name: str) -> None:
             if started:
                 bar.update(1)
             started.append(name)
             bar.set_postfix_str(name)
 
-        result = build_report(args.out, args.model, quick=args.quick, sources=args.sources,
+        result = build_report(args.out, models, quick=args.quick, sources=args.sources,
                               batch_size=args.batch_size, backend=args.backend, note=note)
         bar.update(len(started) - bar.n)
     for name, why in result.skipped.items():
