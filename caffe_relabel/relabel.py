@@ -33,9 +33,10 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from .backends import Classifier
 from .distortion import blob_distortion, distortion
 from .model import Model, load_model
-from .preprocess import ImageLike, blob_to_image, fit, image_to_blob, load_image, to_uint8
+from .preprocess import ImageLike, InputSpec, blob_to_image, fit, image_to_blob, load_image, to_uint8
 
 #: Why a sample stopped.
 STOP_TARGET = "target"
@@ -128,12 +129,14 @@ class Relabeller:
     """Relabel images on one network with the paper's sign-gradient rule.
 
     ``net``: a zoo model name ("bvlc_googlenet", "digits", ...), a
-    :class:`~caffe_relabel.model.Model`, or anything :func:`load_model` takes.
+    :class:`~caffe_relabel.model.Model`, or a backend
+    (:class:`~caffe_relabel.backends.Classifier`) together with
+    ``input_spec`` saying what input it expects.
     """
 
     def __init__(
         self,
-        net: Union[str, Model],
+        net: Union[str, Model, Classifier],
         alpha: float = 50.0,
         max_distortion: Optional[float] = 0.01,
         max_iter: int = 1000,
@@ -144,6 +147,7 @@ class Relabeller:
         trace: bool = False,
         backend: str = "auto",
         device: str = "cpu",
+        input_spec: Optional[InputSpec] = None,
     ) -> None:
         if not alpha > 0:
             raise ValueError(f"expected alpha > 0, got {alpha}")
@@ -155,6 +159,10 @@ class Relabeller:
             raise ValueError(f"expected batch_size >= 1, got {batch_size}")
         if not 0.0 <= confidence < 1.0:
             raise ValueError(f"expected 0 <= confidence < 1, got {confidence}")
+        if isinstance(net, Classifier):
+            if input_spec is None:
+                raise ValueError("a backend needs input_spec=InputSpec(size=..., mean=..., channel_order=...)")
+            net = Model(net, input_spec)
         self.model = net if isinstance(net, Model) else load_model(net, backend=backend, device=device)
         self.alpha = float(alpha)
         self.max_distortion = max_distortion

@@ -173,3 +173,10 @@ def test_confidence_keeps_going_until_the_target_is_probable(model, images, digi
     assert any(a.target_prob < 0.9 for a in plain)
     with pytest.raises(ValueError, match="confidence"):
         Relabeller(model, confidence=1.0)
+
+
+def test_a_bare_backend_with_its_input_spec(digits_pycaffe, images):
+    r = Relabeller(digits_pycaffe, input_spec=SPEC, max_distortion=None, max_iter=300).run(images[0], 3)
+    assert r.success and r.final_label == 3
+    with pytest.raises(ValueError, match="input_spec"):
+        Relabeller(digits_pycaffe)
