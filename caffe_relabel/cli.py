@@ -1,9 +1,11 @@
 """The `caffe-relabel` command.
 
 Exit codes: 0 success; 1 a relabelling failed (no target label within the
-cap); 2 usage error (bad arguments); 3 input error (a file, model or class
-that cannot be used); 4 a needed runtime is missing (pycaffe, torch, CUDA);
-130 interrupted.
+cap); 2 usage error (bad arguments, or values the library refuses with
+ValueError, e.g. --alpha 0); 3 input error (a file, model, class or store
+that cannot be used: the library's own errors); 4 a needed runtime is
+missing (pycaffe, torch, CUDA); 130 interrupted. No user error prints a
+Python traceback.
 """
 
 from __future__ import annotations
@@ -116,10 +118,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_relabel(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .preprocess import load_image, save_image
+    from .preprocess import check_output_path, load_image, save_image
     from .relabel import Relabeller
 
     image = load_image(args.image)
+    if args.output:
+        check_output_path(args.output)  # now, not after the relabelling it would lose
     model = _load(args)
     target = model.resolve(args.target)
     relabeller = Relabeller(
@@ -237,9 +241,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BackendUnavailableError as e:
         print(f"caffe-relabel: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except (CaffeRelabelError, ValueError) as e:
+    except CaffeRelabelError as e:
         print(f"caffe-relabel: {e}", file=sys.stderr)
         return EXIT_INPUT
+    except ValueError as e:  # an argument value the library refused ("expected alpha > 0, got 0")
+        print(f"caffe-relabel: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("caffe-relabel: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

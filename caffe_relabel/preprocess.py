@@ -194,14 +194,32 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
+# Formats an 8-bit image can be saved in (PNG, BMP, TIFF and PPM/PGM keep it exact).
+SAVE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".jpg", ".jpeg", ".webp")
+
+
+def check_output_path(path: "str | os.PathLike[str]") -> Path:
+    """Refuse an output path :func:`save_image` cannot write, before any work is done for it."""
+    p = Path(path)
+    if p.suffix.lower() not in SAVE_SUFFIXES:
+        raise ImageFormatError(f"{p}: expected an image file name ending in {', '.join(SAVE_SUFFIXES)}")
+    if p.is_dir() or not p.parent.is_dir():
+        raise ImageFormatError(f"{p}: expected a file in an existing folder")
+    return p
+
+
 def save_image(image: np.ndarray, path: "str | os.PathLike[str]") -> None:
     """Save as 8-bit (PNG keeps it exact); grey H x W x 1 is saved as grey."""
     import skimage.io
 
+    p = check_output_path(path)
     pixels = to_uint8(image)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    skimage.io.imsave(str(path), pixels, check_contrast=False)
+    try:
+        skimage.io.imsave(str(p), pixels, check_contrast=False)
+    except (OSError, ValueError) as e:
+        raise ImageFormatError(f"{p}: cannot save the image ({type(e).__name__}: {e})") from None
 
 
 def prepare(sources: Sequence[ImageLike], spec: InputSpec) -> list[np.ndarray]:

@@ -22,7 +22,11 @@ Defined edge cases:
 - a zero gradient element moves nothing (sgn(0) = 0); a sample whose whole
   gradient is zero cannot move and stops as ``stalled``;
 - a NaN or infinite gradient stops the sample as ``non_finite`` (failed),
-  returning the last finite image.
+  returning the last finite image;
+- NaN or infinite input is refused, never relabelled: a pixel in an image
+  (ImageFormatError), a value in a blob handed to a backend
+  (CaffeRelabelError), a weight in a caffemodel (ModelFormatError, when the
+  model loads).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -14,6 +15,13 @@ class ServerState:
     cut_after: list[int] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, Range header)
     honour_range: bool = True
+    # Bytes sent after the body, beyond the Content-Length (a misbehaving server).
+    extra: bytes = b""
+    # path -> Location: answered with 302.
+    redirects: dict[str, str] = field(default_factory=dict)
+    # Send this many body bytes, then go silent for stall_seconds (once per entry).
+    stall_after: list[int] = field(default_factory=list)
+    stall_seconds: float = 3.0
 
 
 def make_handler(state: ServerState) -> type:
@@ -24,6 +32,12 @@ def make_handler(state: ServerState) -> type:
         def do_GET(self) -> None:
             rng = self.headers.get("Range", "")
             state.requests.append((self.path, rng))
+            if self.path in state.redirects:
+                self.send_response(302)
+                self.send_header("Location", state.redirects[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = state.files.get(self.path)
             if body is None:
                 self.send_error(404)
@@ -47,7 +61,13 @@ def make_handler(state: ServerState) -> type:
                 self.wfile.flush()
                 self.connection.shutdown(2)
                 return
-            self.wfile.write(payload)
+            if state.stall_after:
+                n = state.stall_after.pop(0)
+                self.wfile.write(payload[:n])
+                self.wfile.flush()
+                time.sleep(state.stall_seconds)
+                return
+            self.wfile.write(payload + state.extra)
 
     return Handler
 

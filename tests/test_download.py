@@ -90,3 +90,72 @@ def test_offline_error_says_where_to_put_the_file(tmp_path):
 def test_http_error(http_server, tmp_path):
     with pytest.raises(DownloadError, match="HTTP 404"):
         download(f"{http_server.url}/missing", tmp_path / "x", sha1=SHA1)
+
+
+def test_concurrent_downloads_from_two_processes(http_server, tmp_path):
+    import subprocess
+    import sys
+
+    http_server.state.files["/m.caffemodel"] = BODY
+    dest = tmp_path / "m.caffemodel"
+    code = ("import sys; from caffe_relabel.download import download; "
+            f"print(download({http_server.url + '/m.caffemodel'!r}, sys.argv[1], sha1={SHA1!r}))")
+    children = [subprocess.Popen([sys.executable, "-c", code, str(dest)], stdout=subprocess.PIPE, text=True)
+                for _ in range(2)]
+    outs = [c.communicate(timeout=60)[0].strip() for c in children]
+    assert [c.returncode for c in children] == [0, 0] and outs == [str(dest)] * 2
+    assert dest.read_bytes() == BODY
+    assert len(http_server.state.requests) == 1  # the lock: the second process found the finished file
+
+
+def test_bytes_beyond_content_length_are_ignored(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    http_server.state.extra = b"trailing junk"
+    dest = download(f"{http_server.url}/m.caffemodel", tmp_path / "m.caffemodel", sha1=SHA1)
+    assert dest.read_bytes() == BODY
+
+
+def test_redirect_is_followed(http_server, tmp_path):
+    http_server.state.files["/real/m.caffemodel"] = BODY
+    http_server.state.redirects["/m.caffemodel"] = f"{http_server.url}/real/m.caffemodel"
+    dest = download(f"{http_server.url}/m.caffemodel", tmp_path / "m.caffemodel", sha1=SHA1)
+    assert dest.read_bytes() == BODY
+
+
+def test_redirect_loop_is_a_download_error(http_server, tmp_path):
+    http_server.state.redirects["/a"] = f"{http_server.url}/b"
+    http_server.state.redirects["/b"] = f"{http_server.url}/a"
+    with pytest.raises(DownloadError, match="HTTP 30"):
+        download(f"{http_server.url}/a", tmp_path / "m.caffemodel", sha1=SHA1)
+
+
+def test_stalled_server_times_out_and_resumes(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    http_server.state.stall_after.append(200_000)
+    dest = tmp_path / "m.caffemodel"
+    with pytest.raises(DownloadError, match="interrupted after .* bytes .*timed out"):
+        download(f"{http_server.url}/m.caffemodel", dest, sha1=SHA1, timeout=0.5)
+    kept = (tmp_path / "m.caffemodel.part").stat().st_size  # whole chunks only
+    assert 0 < kept <= 200_000
+    download(f"{http_server.url}/m.caffemodel", dest, sha1=SHA1)
+    assert dest.read_bytes() == BODY and http_server.state.requests[-1][1] == f"bytes={kept}-"
+
+
+def test_part_file_of_a_crashed_process_with_a_bad_prefix(http_server, tmp_path):
+    # A crashed run left a .part whose first bytes are wrong (another file's start): the
+    # resumed file fails its sha1, is deleted, and the download is redone from zero.
+    http_server.state.files["/m.caffemodel"] = BODY
+    dest = tmp_path / "m.caffemodel"
+    (tmp_path / "m.caffemodel.part").write_bytes(b"\x00" * 10 + BODY[10:500_000])
+    download(f"{http_server.url}/m.caffemodel", dest, sha1=SHA1)
+    assert dest.read_bytes() == BODY
+    assert [r for _, r in http_server.state.requests] == ["bytes=500000-", ""]
+    assert not (tmp_path / "m.caffemodel.part").exists()
+
+
+def test_server_ignoring_range_restarts_the_file(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    http_server.state.honour_range = False
+    (tmp_path / "m.caffemodel.part").write_bytes(BODY[:1000])
+    dest = download(f"{http_server.url}/m.caffemodel", tmp_path / "m.caffemodel", sha1=SHA1)
+    assert dest.read_bytes() == BODY

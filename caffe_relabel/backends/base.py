@@ -82,7 +82,11 @@ class Classifier(abc.ABC):
             raise CaffeRelabelError("expected at least one input sample, got an empty batch")
         if not np.issubdtype(x.dtype, np.floating):
             raise CaffeRelabelError(f"expected a floating-point input blob, got dtype {x.dtype}")
-        return np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        # NaN would come out as NaN probabilities with an arbitrary top label.
+        if not np.isfinite(x).all():
+            raise CaffeRelabelError("expected finite input values, got NaN or infinite ones")
+        return x
 
     def _check_targets(self, targets: Sequence[int], n: int) -> np.ndarray:
         t = np.asarray(targets).reshape(-1)

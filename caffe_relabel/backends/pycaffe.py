@@ -1,10 +1,13 @@
 """The reference backend: real BVLC Caffe through pycaffe.
 
 The net is built from the user's prototxt patched with ``force_backward:
-true`` (so dL/dX reaches the data blob) in TEST phase. Weights are checked
-against the definition before Caffe sees them: Caffe's own loader aborts the
-process on a mismatch and silently keeps filler values for a layer missing
-from the file, and we want a typed error for both.
+true`` (so dL/dX reaches the data blob) in TEST phase. Caffe aborts the whole
+process (CHECK, LOG(FATAL)) on a malformed definition or weights file, so
+both are checked in Python first: the definition by
+:func:`caffe_relabel.netcheck.check_net` (structure, Caffe's set-up checks,
+sizes; data, file and ``Python`` layers refused), the weights blob by blob
+as ``Net::CopyTrainedLayersFrom`` reads them. Caffe's loader also silently
+keeps filler values for a layer missing from the file: a typed error here.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ModelFormatError, UnsupportedLayerError, WeightsMismatchError
+from ..errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, UnsupportedLayerError, WeightsMismatchError
+from ..netcheck import NetShapes, check_net
 from ..prototxt import force_backward
-from ..proto.io import blob_shape, parse_net, read_weights, weights_by_layer
+from ..proto.caffe_relabel_caffe_pb2 import ConvolutionParameter
+from ..proto.io import blob_shape, check_blob_values, check_finite, parse_net, read_text, read_weights, weights_by_layer
 from .base import Classifier, LossGradient, softmax_cross_entropy_grad
 
 
@@ -63,6 +68,10 @@ def parse_device(device: str) -> tuple[str, int]:
     raise ValueError(f"expected device 'cpu', 'gpu:N' or 'cuda:N', got {device!r}")
 
 
+# Every layer parameter's Engine enum numbers CUDNN alike.
+_CUDNN = ConvolutionParameter.CUDNN
+
+
 def _legacy_equal(net_shape: tuple[int, ...], stored: tuple[int, ...], has_shape: bool) -> bool:
     # Caffe's Blob::ShapeEquals: old files store num/channels/height/width,
     # compared with the net's shape left-padded with ones to 4 axes.
@@ -94,28 +103,29 @@ class PycaffeClassifier(Classifier):
             caffe.set_mode_cpu()
         self.device = device
 
-        try:
-            text = self.prototxt.read_text()
-        except OSError as e:
-            raise ModelFormatError(f"{self.prototxt}: cannot read prototxt: {e.strerror}") from None
-        patched = force_backward(text)
+        patched = force_backward(read_text(self.prototxt, "prototxt"))
         netdef = parse_net(patched, source=str(self.prototxt))
-        self._validate_definition(netdef, caffe)
+        checked = self._validate_definition(netdef, str(self.prototxt))
+        self._param_shapes = {name: shapes for name, shapes in checked.params.items() if shapes}
+        if self.weights is not None:
+            self._check_weights(self.weights)
         with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
             f.write(patched)
             tmp = f.name
         try:
             self.net = caffe.Net(tmp, caffe.TEST)
+        except MemoryError:  # boost.python's std::bad_alloc
+            raise CaffeRelabelError(
+                f"{self.prototxt}: not enough memory for the net's {checked.elements} values (data and gradients)"
+            ) from None
         finally:
             os.unlink(tmp)
         if self.weights is not None:
-            self._check_weights(self.weights)
             self.net.copy_from(str(self.weights))
+            for name, blobs in self.net.params.items():
+                for j, blob in enumerate(blobs):
+                    check_finite(blob.data, f"{self.weights}: layer {name!r} blob {j}")
 
-        if len(self.net.inputs) != 1:
-            raise ModelFormatError(
-                f"{self.prototxt}: expected a net with one input blob, got {len(self.net.inputs)}: {list(self.net.inputs)}"
-            )
         self._input = self.net.inputs[0]
         self._output = self.net.outputs[-1]
         self._layer_names = list(self.net._layer_names)
@@ -136,40 +146,44 @@ class PycaffeClassifier(Classifier):
         self._num_classes = int(np.prod(self.net.blobs[self._output].data.shape[1:]))
 
     @staticmethod
-    def _validate_definition(netdef: Any, caffe: Any) -> None:
-        # Caffe aborts the process (LOG(FATAL)) on these; say it in an exception first.
-        known = set(caffe.layer_type_list())
-        defined = set(netdef.input)
+    def _validate_definition(netdef: Any, source: str) -> NetShapes:
+        checked = check_net(netdef, source)
         for layer in netdef.layer:
-            if layer.type not in known:
-                raise UnsupportedLayerError(
-                    f"layer {layer.name!r}: unknown layer type {layer.type!r}; this Caffe knows: {', '.join(sorted(known))}"
-                )
-            for bottom in layer.bottom:
-                if bottom not in defined:
-                    raise ModelFormatError(f"layer {layer.name!r}: bottom blob {bottom!r} is not produced by any earlier layer")
-            defined.update(layer.top)
+            for field, value in layer.ListFields():
+                # A CPU-only Caffe aborts on engine: CUDNN, and pycaffe cannot say how it was built.
+                if field.name.endswith("_param") and getattr(value, "engine", 0) == _CUDNN:
+                    raise UnsupportedLayerError(
+                        f"{source}: layer {layer.name!r}: {field.name}.engine: CUDNN cannot be checked against this "
+                        "Caffe build; expected DEFAULT (Caffe then uses cuDNN where it has it)"
+                    )
+        return checked
 
     def _check_weights(self, path: Path) -> None:
-        stored = weights_by_layer(read_weights(path))
-        for name, blobs in self.net.params.items():
+        # Everything Net::CopyTrainedLayersFrom CHECKs, in Python, before Caffe reads the file.
+        model = read_weights(path)
+        if len(model.layer) and len(model.layers):
+            raise WeightsMismatchError(f"{path}: the caffemodel has both 'layer' and 'layers' (V1) fields; expected one")
+        if any(v1.HasField("layer") for v1 in model.layers):
+            raise WeightsMismatchError(f"{path}: the caffemodel uses the V0 layer format; expected V1 or current layers")
+        stored = weights_by_layer(model)
+        for name, shapes in self._param_shapes.items():
             if name not in stored:
                 raise WeightsMismatchError(
                     f"{path}: layer {name!r} has parameters in {self.prototxt} but no weights in the caffemodel"
                 )
             layer = stored[name]
-            if len(layer.blobs) != len(blobs):
+            if len(layer.blobs) != len(shapes):
                 raise WeightsMismatchError(
-                    f"{path}: layer {name!r} has {len(layer.blobs)} weight blobs, the definition expects {len(blobs)}"
+                    f"{path}: layer {name!r} has {len(layer.blobs)} weight blobs, the definition expects {len(shapes)}"
                 )
-            for j, (mine, theirs) in enumerate(zip(blobs, layer.blobs)):
-                want = tuple(mine.data.shape)
+            for j, (want, theirs) in enumerate(zip(shapes, layer.blobs)):
                 got = blob_shape(theirs)
                 if not _legacy_equal(want, got, theirs.HasField("shape")):
                     raise WeightsMismatchError(
                         f"{path}: layer {name!r} blob {j}: the caffemodel has shape {list(got)}, "
                         f"{self.prototxt} expects {list(want)}"
                     )
+                check_blob_values(theirs, want, f"{path}: layer {name!r} blob {j}")
 
     @property
     def blob_names(self) -> list[str]:

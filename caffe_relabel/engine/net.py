@@ -21,11 +21,10 @@ import torch
 from torch import nn
 
 from ..errors import ModelFormatError
+from ..netcheck import check_net
 from ..proto.caffe_relabel_caffe_pb2 import NetParameter
-from ..proto.upgrade import needs_upgrade, upgrade_net
 from . import layers as _layers  # noqa: F401  (registers every layer builder)
 from .device import check_mode, numerics, resolve_device, uses_channels_last
-from .phase import layers_in_test_phase
 from .registry import builder_for
 from .spec import BuildContext, Shape
 from .weights import WeightsLike, WeightStore
@@ -127,36 +126,27 @@ def build_net(netdef: NetParameter, weights: WeightsLike = None, device: "str | 
     ``{layer: [arrays]}`` or None for constant fillers only)."""
     dev = resolve_device(device)
     check_mode(mode)
-    if needs_upgrade(netdef):
-        netdef = upgrade_net(netdef, source)
+    # Structure and sizes first, so that nothing below allocates what a bad file declares.
+    checked = check_net(netdef, source)
     store = WeightStore(weights)
     shapes: dict[str, Shape] = {}
     steps: list[Step] = []
     modules: list[nn.Module] = []
-    inputs: list[str] = []
-    for layer in layers_in_test_phase(netdef.layer, source):
-        missing = [b for b in layer.bottom if b not in shapes]
-        if missing:
-            raise ModelFormatError(
-                f"{source}: layer {layer.name!r} ({layer.type}): bottom blob {missing[0]!r} is not produced by any earlier layer"
-            )
+    for layer in checked.layers:
         builder = builder_for(layer.name, layer.type)
-        ctx = BuildContext(layer, [shapes[b] for b in layer.bottom], store.get(layer.name), store.given, source, dev)
+        ctx = BuildContext(layer, [shapes[b] for b in layer.bottom], store.get(layer.name), store.given, source, dev,
+                           store.source)
         built = builder(ctx)
         shapes.update(zip(layer.top, built.top_shapes))
         steps.append(Step(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top)))
         modules.append(built.module)
-        if layer.type == "Input":
-            inputs.extend(layer.top)
-    if len(inputs) != 1:
-        raise ModelFormatError(f"{source}: expected a net with one input blob, got {len(inputs)}: {inputs}")
     outputs = _outputs(steps)
     if not outputs:
         raise ModelFormatError(f"{source}: the net has no output blob")
     output = outputs[-1]
     producer = next(s for s in reversed(steps) if output in s.tops)
     logits = producer.bottoms[0] if producer.type == "Softmax" else output
-    net = CaffeNet(steps, modules, shapes, inputs[0], output, logits, dev, mode)
+    net = CaffeNet(steps, modules, shapes, checked.input, output, logits, dev, mode)
     if net.channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net.eval()

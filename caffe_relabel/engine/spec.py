@@ -44,13 +44,14 @@ class BuildContext:
 
     def __init__(self, layer: LayerParameter, bottom_shapes: Sequence[Shape],
                  stored: Optional[Sequence[StoredBlob]], weights_given: bool, source: str,
-                 device: torch.device) -> None:
+                 device: torch.device, weights_source: str) -> None:
         self.layer = layer
         self.name = layer.name
         self.type = layer.type
         self.bottom_shapes = [tuple(s) for s in bottom_shapes]
         self.stored = stored
         self.weights_given = weights_given
+        self.weights_source = weights_source
         self.source = source
         self.device = device
 
@@ -103,19 +104,20 @@ class BuildContext:
         if self.stored is None:
             if self.weights_given:
                 raise WeightsMismatchError(
-                    f"{self.source}: layer {self.name!r} ({self.type}) has parameters but no weights in the caffemodel"
+                    f"{self.weights_source}: layer {self.name!r} ({self.type}) has parameters in {self.source} "
+                    "but no weights in the caffemodel"
                 )
             return [self._fill(i, shape, filler) for i, (shape, filler) in enumerate(zip(shapes, fillers))]
         if len(self.stored) != len(shapes):
             raise WeightsMismatchError(
-                f"{self.source}: layer {self.name!r} ({self.type}) has {len(self.stored)} weight blobs, "
-                f"the definition expects {len(shapes)}"
+                f"{self.weights_source}: layer {self.name!r} ({self.type}) has {len(self.stored)} weight blobs, "
+                f"{self.source} expects {len(shapes)}"
             )
         for i, (blob, shape) in enumerate(zip(self.stored, shapes)):
             if not blob.fits(shape):
                 raise WeightsMismatchError(
-                    f"{self.source}: layer {self.name!r} ({self.type}) blob {i}: the weights have shape "
-                    f"{list(blob.shape)}, the definition expects {list(shape)}"
+                    f"{self.weights_source}: layer {self.name!r} ({self.type}) blob {i}: the weights have shape "
+                    f"{list(blob.shape)}, {self.source} expects {list(shape)}"
                 )
         return [torch.from_numpy(blob.array().reshape(shape)).to(self.device) for blob, shape in zip(self.stored, shapes)]
 

@@ -8,7 +8,7 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..proto.caffe_relabel_caffe_pb2 import BlobProto, NetParameter
-from ..proto.io import blob_shape, blob_to_array, read_weights, weights_by_layer
+from ..proto.io import blob_shape, blob_to_array, check_finite, read_weights, weights_by_layer
 
 WeightsLike = Union[str, "os.PathLike[str]", NetParameter, Mapping[str, Sequence[np.ndarray]], None]
 
@@ -44,7 +44,9 @@ class StoredBlob:
 
     def array(self) -> np.ndarray:
         if isinstance(self._value, np.ndarray):
-            return np.ascontiguousarray(self._value, dtype=np.float32)
+            values = np.ascontiguousarray(self._value, dtype=np.float32)
+            check_finite(values, self._source)
+            return values
         return blob_to_array(self._value, source=self._source)
 
 
@@ -63,10 +65,11 @@ class WeightStore:
         if isinstance(weights, NetParameter):
             for name, layer in weights_by_layer(weights).items():
                 where = f"{self.source}: layer {name!r}"
-                self._layers[name] = [StoredBlob(b, where) for b in layer.blobs]
+                self._layers[name] = [StoredBlob(b, f"{where} blob {i}") for i, b in enumerate(layer.blobs)]
         else:
             for name, arrays in weights.items():
-                self._layers[name] = [StoredBlob(np.asarray(a), self.source) for a in arrays]
+                self._layers[name] = [StoredBlob(np.asarray(a), f"{self.source}: layer {name!r} blob {i}")
+                                      for i, a in enumerate(arrays)]
 
     def get(self, layer_name: str) -> Optional[list[StoredBlob]]:
         return self._layers.get(layer_name)

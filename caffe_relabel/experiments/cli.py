@@ -24,6 +24,15 @@ def _int_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from .sweep import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as e:  # argparse then reports our message as a usage error
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _cap(value: float) -> Optional[float]:
     return None if value <= 0 else value
 
@@ -67,7 +76,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--per-class", type=int, help="exemplars per class (the paper: 10)")
     p.add_argument("--targets", type=_int_list, help="only these target classes, e.g. 0,3,5")
     p.add_argument("--targets-per-source", type=int, help="a seeded sample of this many targets per source")
-    p.add_argument("--shard", default="0/1", help="run shard i of n (0 <= i < n), e.g. 2/8 (default 0/1)")
+    p.add_argument("--shard", default="0/1", type=_shard, help="run shard i of n (0 <= i < n), e.g. 2/8 (default 0/1)")
     p.add_argument("--dask", metavar="SCHEDULER",
                    help="run --shards shards on a Dask cluster: a scheduler address, or 'local' (needs the dask extra)")
     p.add_argument("--shards", type=int, default=2, help="shards for --dask (default 2)")
@@ -188,7 +197,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import parse_shard, run_sweep
+    from .sweep import run_sweep
 
     options = dict(sources=args.sources, per_class=args.per_class,
                    targets=[int(t) for t in args.targets] if args.targets else None,
@@ -198,7 +207,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _ok()
     bar = _Bar("sweep", args.quiet or args.json)
     try:
-        result = run_sweep(args.store or Path(args.out) / "sweep.sqlite", shard=parse_shard(args.shard),
+        result = run_sweep(args.store or Path(args.out) / "sweep.sqlite", shard=args.shard,
                            progress=bar, **options)
     finally:
         bar.close()

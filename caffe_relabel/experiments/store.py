@@ -128,20 +128,50 @@ class SweepStore:
         self.path = Path(path)
         if identity is None and not self.path.is_file():
             raise CaffeRelabelError(f"{self.path}: no such sweep store")
+        existing = self.path.is_file() and self.path.stat().st_size > 0
+        if existing and _header(self.path) != b"SQLite format 3\x00":
+            # SQLite would take a short foreign file for an empty database and write over it.
+            raise CaffeRelabelError(f"{self.path}: not a sweep store (not an SQLite file); it was left as it is")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit: each INSERT is its own transaction, durable once it returns.
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
+        with self._sql():  # e.g. a directory at the path
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL survives a killed process (not a power cut) without an fsync per row.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self._db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS_SQL})")
-        except sqlite3.DatabaseError as e:
+            with self._sql():
+                if existing:
+                    # A damaged file must stop the sweep, not be written over or read short. The full
+                    # check: quick_check misses pages swapped between tables, which the UNIQUE index exposes.
+                    problem = self._db.execute("PRAGMA integrity_check(1)").fetchone()[0]
+                    if problem != "ok":
+                        raise sqlite3.DatabaseError(problem)
+                tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if tables and not {"meta", "results"} <= tables:
+                    raise sqlite3.DatabaseError(f"tables {sorted(tables)}, expected meta and results")
+                if not tables and identity is None:
+                    raise CaffeRelabelError(f"{self.path}: not a sweep store (no results table)")
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL survives a killed process (not a power cut) without an fsync per row.
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                # One transaction: a store killed while being created has all of it or none.
+                with self._transaction():
+                    self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                    self._db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS_SQL})")
+                    self.identity = self._settle_identity(identity)
+        except CaffeRelabelError:
             self._db.close()
-            raise CaffeRelabelError(f"{self.path}: not a sweep store ({e})") from None
-        self.identity = self._settle_identity(identity)
+            raise
+
+    @contextlib.contextmanager
+    def _sql(self) -> Iterator[None]:
+        """SQLite's errors (a damaged or foreign file, a lock held too long) as ours, naming the file."""
+        try:
+            yield
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # the latter: damaged text
+            raise CaffeRelabelError(
+                f"{self.path}: not a sweep store, or a damaged one ({e}); it was left as it is: "
+                "expected a store written by caffe-relabel (restore a copy, or sweep into a new --store)"
+            ) from None
 
     def _settle_identity(self, wanted: Optional[StoreIdentity]) -> StoreIdentity:
         stored = self.meta("identity")
@@ -151,30 +181,37 @@ class SweepStore:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('identity', ?)", (wanted.to_json(),))
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             return wanted
-        have = StoreIdentity.from_json(stored)
+        try:
+            have = StoreIdentity.from_json(stored)
+        except (ValueError, TypeError) as e:
+            raise sqlite3.DatabaseError(f"unreadable identity {stored!r}: {e}") from None
         if wanted is not None:
             check_same(have, wanted, str(self.path))
         return have
 
     def meta(self, key: str) -> Optional[str]:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._sql():
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        with self._sql():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def done(self) -> set[tuple[str, int]]:
         """The (source, target) pairs already stored."""
-        return {(r[0], r[1]) for r in self._db.execute("SELECT source, target FROM results")}
+        with self._sql():
+            return {(r[0], r[1]) for r in self._db.execute("SELECT source, target FROM results")}
 
     def add(self, result: StoredResult) -> None:
         """Store one result, committed when this returns; a pair already present is left alone."""
-        self._db.execute(_INSERT, result.to_row())
+        with self._sql():
+            self._db.execute(_INSERT, result.to_row())
 
     def add_many(self, results: Iterable[StoredResult]) -> int:
         """Store several results in one transaction; returns how many were new."""
         before = self.count()
-        with self._transaction():
+        with self._sql(), self._transaction():
             self._db.executemany(_INSERT, (r.to_row() for r in results))
         return self.count() - before
 
@@ -190,14 +227,24 @@ class SweepStore:
         self._db.execute("COMMIT")
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+        with self._sql():
+            return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
     def results(self) -> Iterator[StoredResult]:
         """Every stored result, ordered by (source, target)."""
-        for row in self._db.execute(f"SELECT {', '.join(_NAMES)} FROM results ORDER BY source, target"):
-            yield StoredResult.from_row(row)
+        with self._sql():
+            for row in self._db.execute(f"SELECT {', '.join(_NAMES)} FROM results ORDER BY source, target"):
+                try:
+                    yield StoredResult.from_row(row)
+                except (ValueError, TypeError) as e:
+                    raise sqlite3.DatabaseError(f"unreadable result {tuple(row)[:2]}: {e}") from None
 
     def close(self) -> None:
+        try:
+            # Fold the WAL into the file: a closed store is one self-contained file to copy.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError:
+            pass  # a damaged store was reported by the call that found it
         self._db.close()
 
     def __enter__(self) -> "SweepStore":
@@ -205,6 +252,11 @@ class SweepStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _header(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(16)
 
 
 def check_same(have: StoreIdentity, wanted: StoreIdentity, where: str) -> None:

@@ -35,21 +35,30 @@ def _read_bytes(path: PathLike, what: str, limit: int = MAX_MODEL_BYTES) -> byte
     return p.read_bytes()
 
 
+def read_text(path: PathLike, what: str) -> str:
+    """A text file (a prototxt) of at most 64 MiB, decoded as UTF-8."""
+    data = _read_bytes(path, what, limit=64 * 2**20)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ModelFormatError(f"{path}: {what} is not UTF-8 text (byte {e.start})") from None
+
+
 def read_net(path: PathLike) -> NetParameter:
     """Parse a prototxt (protobuf text format) into a NetParameter."""
-    data = _read_bytes(path, "prototxt", limit=64 * 2**20)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ModelFormatError(f"{path}: prototxt is not UTF-8 text (byte {e.start})") from None
-    return parse_net(text, source=str(path))
+    return parse_net(read_text(path, "prototxt"), source=str(path))
 
 
 def parse_net(text: str, source: str = "<prototxt>") -> NetParameter:
-    """Parse prototxt text; errors name ``source`` and the line and column."""
+    """Parse prototxt text; errors name ``source`` and the line and column.
+
+    Strict, as Caffe's C++ parser is (a singular field given twice is an
+    error, where protobuf's Python ``Merge`` would keep the last): text
+    accepted here is text Caffe accepts.
+    """
     net = NetParameter()
     try:
-        text_format.Merge(text, net)
+        text_format.Parse(text, net)
     except text_format.ParseError as e:
         raise ModelFormatError(f"{source}: not a valid Caffe net definition: {e}") from None
     return net
@@ -79,21 +88,37 @@ def blob_shape(blob: BlobProto) -> tuple[int, ...]:
     return (blob.num, blob.channels, blob.height, blob.width)
 
 
-def blob_to_array(blob: BlobProto, source: str = "<blob>") -> np.ndarray:
-    """A float32 array of the blob's data in its declared shape."""
-    shape = blob_shape(blob)
+def check_blob_values(blob: BlobProto, shape: tuple[int, ...], source: str = "<blob>") -> None:
+    """Caffe's Blob::FromProto checks: as many values (and diffs, if any) as ``shape`` holds.
+
+    Caffe reads ``double_data`` when it has any values, ``data`` otherwise.
+    """
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    for kind, doubles, floats in (("values", blob.double_data, blob.data), ("diffs", blob.double_diff, blob.diff)):
+        n = len(doubles) or len(floats)
+        if n != count and (kind == "values" or n):
+            raise ModelFormatError(f"{source}: blob declares shape {list(shape)} ({count} values) but holds {n} {kind}")
+
+
+def blob_to_array(blob: BlobProto, source: str = "<blob>") -> np.ndarray:
+    """A float32 array of the blob's data in its declared shape; non-finite values are refused."""
+    shape = blob_shape(blob)
+    check_blob_values(blob, shape, source)
     # fromiter with a known count: protobuf's repeated field has no buffer
     # interface, and np.asarray on it is about 2.5x slower.
-    if len(blob.double_data) and not len(blob.data):
+    if len(blob.double_data):
         values = np.fromiter(blob.double_data, dtype=np.float64, count=len(blob.double_data)).astype(np.float32)
     else:
         values = np.fromiter(blob.data, dtype=np.float32, count=len(blob.data))
-    if values.size != count:
-        raise ModelFormatError(
-            f"{source}: blob declares shape {list(shape)} ({count} values) but holds {values.size}"
-        )
+    check_finite(values, source)
     return values.reshape(shape)
+
+
+def check_finite(values: np.ndarray, source: str) -> None:
+    """Refuse NaN or infinite weights: no relabelling on them means anything."""
+    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise ModelFormatError(f"{source}: blob holds {bad} non-finite values (NaN or inf); expected finite numbers")
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,9 @@ def test_errors_are_one_line_with_the_input_exit_code(tmp_path, capsys):
     assert main(["experiment", "summary", str(tmp_path / "none.sqlite")]) == 3
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no such sweep store" in err
-    assert main(["experiment", "sweep", "--shard", "3/2", "-q"]) == 3
+    with pytest.raises(SystemExit) as e:  # a usage error, reported by argparse
+        main(["experiment", "sweep", "--shard", "3/2", "-q"])
+    assert e.value.code == 2 and "--shard: expected 0 <= i < n" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["experiment", "nonsense"])
     assert e.value.code == 2

@@ -22,6 +22,10 @@ from ..spec import Built, BuildContext, CaffeLayer
 from .pooling import Pool2d, pool_module
 
 
+# The band matrix is C x C floats: 8192 channels take 256 MiB (zoo nets use at most 256).
+MAX_BAND_CHANNELS = 8192
+
+
 class _CrossChannelLRNFunction(torch.autograd.Function):
     """Caffe's CrossChannelForward_cpu / CrossChannelBackward_cpu.
 
@@ -86,6 +90,9 @@ def build_lrn(ctx: BuildContext) -> Built:
     if p.local_size % 2 != 1:
         raise ctx.error("lrn_param.local_size", f"Caffe's LRN supports only odd sizes, got {p.local_size}")
     if p.norm_region == LRNParameter.ACROSS_CHANNELS:
+        if shape[1] > MAX_BAND_CHANNELS:
+            raise ctx.unsupported("bottom", f"{shape[1]} channels; the engine's channel window is a C x C band "
+                                            f"matrix, so at most {MAX_BAND_CHANNELS} channels")
         return Built(CrossChannelLRN(shape[1], p.local_size, p.alpha, p.beta, p.k, ctx.device), [shape])
     pool_param = PoolingParameter(pool=PoolingParameter.AVE, pad=(p.local_size - 1) // 2, kernel_size=p.local_size)
     pool, out = pool_module(ctx, pool_param, shape)

@@ -1,0 +1,19 @@
+"""Fuzz budget and bookkeeping: FUZZ_EXAMPLES inputs per target (default 60; `make fuzz` runs more).
+
+Each target adds what it tried to COUNTS; the totals are printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+COUNTS: Counter = Counter()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if COUNTS:
+        terminalreporter.write_sep("-", "fuzz inputs tried")
+        for name, n in sorted(COUNTS.items()):
+            terminalreporter.write_line(f"{name}: {n}")

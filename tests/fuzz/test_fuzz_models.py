@@ -1,0 +1,95 @@
+"""Fuzzing both backends with mutated prototxts and caffemodels of a real model.
+
+The engine runs in-process: only caffe_relabel errors may escape building,
+forward or gradient. pycaffe runs in a child process per batch, since a Caffe
+CHECK or LOG(FATAL) kills its process: the child must exit normally, having
+loaded or refused (with our errors) every input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from caffe_relabel import testmodels
+from caffe_relabel.backends import pycaffe_available
+from caffe_relabel.errors import CaffeRelabelError
+from tests.fuzz.conftest import COUNTS, EXAMPLES
+from tests.fuzz.mutate import mutate_caffemodel, mutate_prototxt
+
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROTOTXT = testmodels.DIGITS_PROTOTXT.read_bytes()
+CAFFEMODEL = testmodels.DIGITS_WEIGHTS.read_bytes()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _engine_case(tmp: Path, proto: bytes, weights: bytes) -> None:
+    pytest.importorskip("torch")
+    from caffe_relabel.backends.engine import EngineClassifier
+
+    (tmp / "n.prototxt").write_bytes(proto)
+    (tmp / "m.caffemodel").write_bytes(weights)
+    try:
+        clf = EngineClassifier(tmp / "n.prototxt", tmp / "m.caffemodel")
+        x = np.zeros((2,) + clf.input_shape, np.float32)
+        clf.loss_and_gradient(x, [0, clf.num_classes - 1])
+    except CaffeRelabelError:
+        pass
+
+
+@FUZZ
+@given(rng=st.randoms(use_true_random=False))
+def test_engine_with_mutated_prototxt(tmp_path, rng):
+    COUNTS["engine: mutated prototxt"] += 1
+    _engine_case(tmp_path, mutate_prototxt(rng, PROTOTXT), CAFFEMODEL)
+
+
+@FUZZ
+@given(rng=st.randoms(use_true_random=False))
+def test_engine_with_mutated_caffemodel(tmp_path, rng):
+    COUNTS["engine: mutated caffemodel"] += 1
+    _engine_case(tmp_path, PROTOTXT, mutate_caffemodel(rng, CAFFEMODEL))
+
+
+@pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built")
+@pytest.mark.parametrize("what", ["prototxt", "caffemodel"])
+def test_pycaffe_survives_mutated_models(tmp_path, what):
+    rng = random.Random(f"pycaffe-{what}-{EXAMPLES}")
+    batch = 250  # cases per child: Caffe's import costs about a second
+    done = 0
+    while done < EXAMPLES:
+        cases = tmp_path / f"batch{done}"
+        cases.mkdir()
+        for i in range(done, min(done + batch, EXAMPLES)):
+            if what == "prototxt":
+                (cases / f"{i:06d}.prototxt").write_bytes(mutate_prototxt(rng, PROTOTXT))
+            else:
+                (cases / f"{i:06d}.prototxt").write_bytes(PROTOTXT)
+                (cases / f"{i:06d}.caffemodel").write_bytes(mutate_caffemodel(rng, CAFFEMODEL))
+        # glibc's heap checks make a corrupting case fail at once, not some cases later.
+        env = dict(os.environ, GLOG_minloglevel="2", MALLOC_CHECK_="3", MALLOC_PERTURB_="165")
+        child = subprocess.run([sys.executable, "-m", "tests.fuzz.pycaffe_child", str(cases)], cwd=ROOT,
+                               capture_output=True, text=True, env=env, timeout=600)
+        if child.returncode != 0:
+            culprit = (cases / "progress").read_text()
+            keep = ROOT / "tests" / "fuzz" / "failures"
+            keep.mkdir(exist_ok=True)
+            for f in cases.glob(f"{culprit}.*"):
+                shutil.copy(f, keep / f"{what}-{f.name}")
+            pytest.fail(f"pycaffe child exited {child.returncode} on case {culprit} (copied to {keep}):\n"
+                        f"{child.stderr[-3000:]}")
+        counts = json.loads(child.stdout.strip().splitlines()[-1])
+        assert sum(counts.values()) == len(list(cases.glob("*.prototxt")))
+        COUNTS[f"pycaffe: mutated {what}"] += sum(counts.values())
+        COUNTS[f"pycaffe: mutated {what}, loaded"] += counts["loaded"]
+        done += batch

@@ -1,0 +1,56 @@
+"""Exit codes of the command for user errors: usage 2, input 3, missing runtime 4; never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import skimage.io
+
+from caffe_relabel import cli
+
+
+@pytest.fixture(scope="module")
+def digit(tmp_path_factory, digits_data):
+    p = tmp_path_factory.mktemp("img") / "digit.png"
+    skimage.io.imsave(p, digits_data["images"][0], check_contrast=False)
+    return str(p)
+
+
+def _run(argv, capsys):
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:  # argparse exits by itself on usage errors
+        rc = e.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, err
+
+
+@pytest.mark.parametrize("argv,code,message", [
+    (["experiment", "sweep", "--shard", "x", "-q"], cli.EXIT_USAGE, "--shard: expected i/n"),
+    (["experiment", "sweep", "--shard", "2/2", "-q"], cli.EXIT_USAGE, "--shard: expected 0 <= i < n"),
+    (["experiment", "sweep", "--sources", "{tmp}/no/such/folder", "--per-class", "1", "-q", "--out", "{tmp}"],
+     cli.EXIT_INPUT, "no/such/folder"),
+    (["experiment", "summary", "{tmp}/missing.sqlite"], cli.EXIT_INPUT, "no such sweep store"),
+    (["experiment", "merge", "{tmp}/out.sqlite", "{tmp}/missing.sqlite"], cli.EXIT_INPUT, "no such sweep store"),
+    (["experiment", "summary", "{digit}"], cli.EXIT_INPUT, "not a sweep store"),
+    (["report", "--model", "digitz", "-q", "--out", "{tmp}"], cli.EXIT_INPUT, "did you mean digits"),
+    (["relabel", "{digit}", "-t", "3", "-m", "digits", "--alpha", "0"], cli.EXIT_USAGE, "expected alpha > 0"),
+    (["relabel", "{digit}", "-t", "3", "-m", "digits", "--max-iter", "x"], cli.EXIT_USAGE, "--max-iter"),
+    (["relabel", "{digit}", "-t", "3", "-m", "digits", "-o", "{tmp}"], cli.EXIT_INPUT, "expected an image file name"),
+    (["relabel", "{digit}", "-t", "3", "-m", "digits", "-o", "{tmp}/no/dir/x.png"], cli.EXIT_INPUT, "existing folder"),
+    (["classify", "{digit}", "--prototxt", "{digit}", "--weights", "{digit}", "--mean", "1"], cli.EXIT_INPUT,
+     "not UTF-8 text"),
+    (["classify", "{digit}", "-m", "digits", "--device", "tpu:0"], cli.EXIT_USAGE, "expected device"),
+])
+def test_user_errors(argv, code, message, digit, tmp_path, capsys):
+    argv = [a.replace("{digit}", digit).replace("{tmp}", str(tmp_path)) for a in argv]
+    rc, err = _run(argv, capsys)
+    assert rc == code and message in err, err
+
+
+def test_missing_runtime_exits_4(digit, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "caffe", None)  # `import caffe` now fails
+    rc, err = _run(["classify", digit, "-m", "digits", "--backend", "pycaffe"], capsys)
+    assert rc == cli.EXIT_UNAVAILABLE and "pycaffe is not importable" in err
