@@ -65,6 +65,10 @@ SETTINGS: dict[tuple[str, bool], dict[str, dict[str, Any]]] = {
 }
 
 
+# Target probability for the confident-relabelling row of the report.
+CONFIDENT = 0.9
+
+
 def command(name: str, model: str, out: Path, **options: Any) -> str:
     """The `caffe-relabel experiment ...` line that reruns an experiment with these options."""
     parts = ["caffe-relabel", "experiment", name, "--model", model, "--out", str(out)]
@@ -139,10 +143,19 @@ def _examples(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Cl
         Claim("Figure 1 pair swapped: distortions", " and ".join(map(str, relabel_examples.PAPER_PAIR_DISTORTIONS)),
               f"{a.distortion:.5f} ({net.class_name(a.source_label)} -> {net.class_name(a.target)}) and "
               f"{b.distortion:.5f} ({net.class_name(b.source_label)} -> {net.class_name(b.target)})", data, cmd),
-        Claim("Uncertainty lower after relabelling (entropy, nats)", "lower after",
+        Claim("Uncertainty lower after relabelling (entropy, nats), stopping at the first top-1 step", "lower after",
               f"before {r.entropy_before.mean:.3f}, after {r.entropy_after.mean:.3f}", data, cmd),
     ]
-    return claims, [r.figure1, r.figure2]
+    # The paper's relabelled images are confident (its Figure 2); it does not
+    # say when it stopped. Asking for a probable target shows the cost of that.
+    c = relabel_examples.run_examples(net, out, n=s["n"], confidence=CONFIDENT, **common)
+    ccmd = command("examples", net.name, out, n=s["n"], confidence=CONFIDENT, **common)
+    claims += [
+        Claim(f"Uncertainty after relabelling to target probability >= {CONFIDENT}", "lower after",
+              f"before {c.entropy_before.mean:.3f}, after {c.entropy_after.mean:.3f}; distortion "
+              + _fmt(c.distortion) + f"; success {c.success_rate:.1%}; iterations {c.iterations.mean:.1f}", data, ccmd),
+    ]
+    return claims, [r.figure1, r.figure2, c.figure2]
 
 
 def _sweep(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Claim], list[Path]]:

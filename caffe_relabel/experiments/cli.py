@@ -67,6 +67,8 @@ def register(subparsers: Any) -> None:
     _sources_arg(p)
     p.add_argument("--classes", type=_int_list, help="the two classes to swap, e.g. 3,8 (default: two at random)")
     p.add_argument("--n", type=int, default=30, help="relabellings for the statistics (default 30)")
+    p.add_argument("--confidence", type=float, default=0.0,
+                   help="success also needs the target's probability to reach this (default 0: top-1 is enough)")
     p.set_defaults(func=cmd_examples)
 
     p = names.add_parser("sweep", help="Section 3.1: every source to every other class, success under the cap")
@@ -192,7 +194,8 @@ class _Bar:
 def cmd_examples(args: argparse.Namespace) -> int:
     from .relabel_examples import run_examples
 
-    _print(run_examples(out_dir=args.out, sources=args.sources, classes=args.classes, n=args.n, **_common(args)), args.json)
+    _print(run_examples(out_dir=args.out, sources=args.sources, classes=args.classes, n=args.n,
+                        confidence=args.confidence, **_common(args)), args.json)
     return _ok()
 
 

@@ -69,6 +69,7 @@ def run_examples(
     max_iter: int = 1000,
     batch_size: int = 8,
     backend: str = "auto",
+    confidence: float = 0.0,
 ) -> ExamplesResult:
     """Swap the labels of two exemplars (of ``classes``, or two random ones) and relabel ``n`` random pairs."""
     net = open_model(model, backend)
@@ -78,9 +79,12 @@ def run_examples(
     pool = plan_pairs(srcs, net.classifier.num_classes, seed=seed)
     picks = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     jobs = [(a, b.label), (b, a.label)] + [pool[i] for i in sorted(picks)]
-    relabeller = Relabeller(net, alpha=alpha, max_distortion=max_distortion, max_iter=max_iter, batch_size=batch_size)
+    relabeller = Relabeller(net, alpha=alpha, max_distortion=max_distortion, max_iter=max_iter, batch_size=batch_size,
+                            confidence=confidence)
     results = relabeller.run_batch([s.image for s, _ in jobs], [t for _, t in jobs])
     examples = [_example(s, r) for (s, _), r in zip(jobs, results)]
+    # Runs that must reach a confident target get their own figures.
+    tag = f"{net.name}_conf{confidence:g}" if confidence else net.name
     runs, runs_results = examples[2:], results[2:]
     ok = [r for r in runs_results if r.success]
     out = Path(out_dir)
@@ -93,8 +97,8 @@ def run_examples(
         iterations=Stats.of([r.iterations for r in ok]),
         entropy_before=Stats.of([entropy(r.original_probs) for r in ok]),
         entropy_after=Stats.of([entropy(r.probs) for r in ok]),
-        figure1=_figure1(net, results[:2], out / f"figure1_{net.name}.png"),
-        figure2=_figure2(net, results[:2], out / f"figure2_{net.name}.png"),
+        figure1=_figure1(net, results[:2], out / f"figure1_{tag}.png"),
+        figure2=_figure2(net, results[:2], out / f"figure2_{tag}.png"),
     )
 
 

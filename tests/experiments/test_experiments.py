@@ -31,6 +31,14 @@ def test_examples_swap_two_classes_and_report_spread(tmp_path, digits_model):
     assert _png(r.figure1) and _png(r.figure2)
 
 
+def test_confident_examples_lower_the_uncertainty(tmp_path, digits_model):
+    plain = run_examples(digits_model, tmp_path, classes=["3", "8"], n=4, **FAST)
+    sure = run_examples(digits_model, tmp_path, classes=["3", "8"], n=4, confidence=0.9, **FAST)
+    assert sure.entropy_after.mean < plain.entropy_after.mean
+    assert sure.iterations.mean >= plain.iterations.mean
+    assert sure.figure2 != plain.figure2 and _png(sure.figure2) and _png(plain.figure2)
+
+
 def test_examples_need_exactly_two_classes(tmp_path, digits_model):
     with pytest.raises(ValueError, match="two classes"):
         run_examples(digits_model, tmp_path, classes=["3"], n=1)
