@@ -76,8 +76,11 @@ class NetShapes:
     elements: int
 
 
-class _Layer:
-    """One layer being checked: its definition and bottom shapes, and error helpers."""
+class LayerCheck:
+    """One layer being checked: its definition and bottom shapes, and error helpers.
+
+    Public so that the engine can reuse a check's arithmetic (pooling
+    geometry) with the same error messages."""
 
     def __init__(self, layer: LayerParameter, bottoms: list[Shape], source: str) -> None:
         self.layer, self.bottoms, self.source = layer, bottoms, source
@@ -121,14 +124,14 @@ def _count(shape: Sequence[int]) -> int:
     return math.prod(shape)
 
 
-def _check_internal(c: _Layer, field: str, what: str, shape: Shape) -> None:
+def _check_internal(c: LayerCheck, field: str, what: str, shape: Shape) -> None:
     """A buffer Caffe allocates for the layer, bounded as a blob is."""
     c.int_field(field, shape, low=1)
     if _count(shape) > MAX_BLOB_ELEMENTS:
         raise c.error(field, f"Caffe's {what} would hold {_count(shape)} values, more than {MAX_BLOB_ELEMENTS}")
 
 
-def _filler(c: _Layer, field: str, filler: FillerParameter, shape: Shape) -> None:
+def _filler(c: LayerCheck, field: str, filler: FillerParameter, shape: Shape) -> None:
     # The fillers run when Caffe sets the layer up, even when a caffemodel follows.
     if filler.type not in FILLER_TYPES:
         raise c.error(field, f"unknown filler {filler.type!r}; expected one of {', '.join(sorted(FILLER_TYPES))}")
@@ -146,28 +149,28 @@ def _filler(c: _Layer, field: str, filler: FillerParameter, shape: Shape) -> Non
         raise c.error(field, f"the bilinear filler needs a square 4-axis blob, got {list(shape)}")
 
 
-def _with_fillers(c: _Layer, specs: Sequence[tuple[str, FillerParameter, Shape]]) -> list[Shape]:
+def _with_fillers(c: LayerCheck, specs: Sequence[tuple[str, FillerParameter, Shape]]) -> list[Shape]:
     for field, filler, shape in specs:
         _filler(c, field, filler, shape)
     return [shape for _, _, shape in specs]
 
 
-Rule = Callable[[_Layer], tuple[list[Shape], list[Shape]]]  # -> (top shapes, parameter shapes)
+Rule = Callable[[LayerCheck], tuple[list[Shape], list[Shape]]]  # -> (top shapes, parameter shapes)
 
 
-def _input(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _input(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     c.counts((0, 0), (1, -1))
     return _per_top(c, "input_param.shape", [tuple(s.dim) for s in c.layer.input_param.shape]), []
 
 
-def _per_top(c: _Layer, field: str, shapes: Sequence[Shape]) -> list[Shape]:
+def _per_top(c: LayerCheck, field: str, shapes: Sequence[Shape]) -> list[Shape]:
     n = len(c.layer.top)
     if len(shapes) not in (1, n):
         raise c.error(field, f"expected one shape, or one per top ({n}), got {len(shapes)}")
     return [tuple(shapes[0] if len(shapes) == 1 else shapes[i]) for i in range(n)]
 
 
-def _dummy_data(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _dummy_data(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     c.counts((0, 0), (1, -1))
     p = c.layer.dummy_data_param
     n = len(c.layer.top)
@@ -190,7 +193,7 @@ def _dummy_data(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return shapes, []
 
 
-def _conv_pair(c: _Layer, p: ConvolutionParameter, name: str, default: Optional[int]) -> tuple[int, int]:
+def _conv_pair(c: LayerCheck, p: ConvolutionParameter, name: str, default: Optional[int]) -> tuple[int, int]:
     values = list(getattr(p, "kernel_size" if name == "kernel" else name))
     field = f"convolution_param.{'kernel_size' if name == 'kernel' else name}"
     if name != "dilation" and (p.HasField(f"{name}_h") or p.HasField(f"{name}_w")):
@@ -209,7 +212,7 @@ def _conv_pair(c: _Layer, p: ConvolutionParameter, name: str, default: Optional[
     return pair
 
 
-def _convolution(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _convolution(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     p = c.layer.convolution_param
     shape = c.one()
     if len(shape) != 4 or c.axis(p.axis, shape, "convolution_param.axis") != 1:
@@ -239,8 +242,22 @@ def _convolution(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [(shape[0], p.num_output, out[0], out[1])], _with_fillers(c, specs)
 
 
-def _pool_geometry(c: _Layer, p: PoolingParameter, height: int, width: int) -> tuple[int, int]:
-    """PoolingLayer::LayerSetUp's checks and the pooled size (ceil, last window inside)."""
+@dataclass(frozen=True)
+class PoolWindow:
+    """Kernel, stride, pad and pooled size per spatial axis (h, w)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    out: tuple[int, int]
+
+
+def pool_geometry(c: LayerCheck, p: PoolingParameter, height: int, width: int) -> PoolWindow:
+    """PoolingLayer::LayerSetUp's checks and the pooled size (ceil, last window inside).
+
+    The one implementation of Caffe's pooling arithmetic: the engine builds
+    its pooling (and within-channel LRN) from the window this returns.
+    """
     if p.global_pooling:
         if p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w"):
             raise c.error("pooling_param.kernel_size", "with global_pooling the kernel size cannot be specified")
@@ -277,20 +294,20 @@ def _pool_geometry(c: _Layer, p: PoolingParameter, height: int, width: int) -> t
             raise c.unsupported("pooling_param.stride", f"the last window starts outside the input (size {size}, "
                                                         f"kernel {k}, stride {s})")
         out.append(n)
-    return out[0], out[1]
+    return PoolWindow(kernel, stride, pad, (out[0], out[1]))
 
 
-def _pooling(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _pooling(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     p = c.layer.pooling_param
     if len(c.layer.top) > 1:
         raise c.unsupported("top", "the second (max-index mask) top of Pooling is not supported")
     shape = c.four_axes()
     if p.pool == PoolingParameter.STOCHASTIC:
         raise c.unsupported("pooling_param.pool", "STOCHASTIC pooling is random, and not implemented on CPU by Caffe")
-    return [(shape[0], shape[1]) + _pool_geometry(c, p, shape[2], shape[3])], []
+    return [(shape[0], shape[1]) + pool_geometry(c, p, shape[2], shape[3]).out], []
 
 
-def _inner_product(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _inner_product(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     p = c.layer.inner_product_param
     shape = c.one()
     axis = c.axis(p.axis, shape, "inner_product_param.axis")
@@ -302,7 +319,7 @@ def _inner_product(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [tuple(shape[:axis]) + (p.num_output,)], _with_fillers(c, specs)
 
 
-def _lrn(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _lrn(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     p = c.layer.lrn_param
     shape = c.four_axes()
     c.int_field("lrn_param.local_size", [p.local_size], low=1)
@@ -313,11 +330,11 @@ def _lrn(c: _Layer) -> tuple[list[Shape], list[Shape]]:
                                                                  shape[3] + p.local_size))
     if p.norm_region == LRNParameter.WITHIN_CHANNEL:
         pool = PoolingParameter(pool=PoolingParameter.AVE, pad=(p.local_size - 1) // 2, kernel_size=p.local_size)
-        return [(shape[0], shape[1]) + _pool_geometry(c, pool, shape[2], shape[3])], []
+        return [(shape[0], shape[1]) + pool_geometry(c, pool, shape[2], shape[3]).out], []
     return [shape], []
 
 
-def _neuron(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _neuron(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     shape = c.one()
     for kind in ("exp", "log"):
         if c.layer.type.lower() == kind:
@@ -327,7 +344,7 @@ def _neuron(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [shape], []
 
 
-def _prelu(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _prelu(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     p = c.layer.prelu_param
     shape = c.one()
     if len(shape) < 2:
@@ -336,14 +353,14 @@ def _prelu(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [shape], _with_fillers(c, [("prelu_param.filler", p.filler, slope)])
 
 
-def _batch_norm(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _batch_norm(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     shape = c.one()
     if len(shape) < 2:
         raise c.error("bottom", f"expected at least 2 axes (N x C ...), got shape {list(shape)}")
     return [shape], [(shape[1],), (shape[1],), (1,)]
 
 
-def _scale_bias_shape(c: _Layer, kind: str, axis_field: int, num_axes: int) -> Shape:
+def _scale_bias_shape(c: LayerCheck, kind: str, axis_field: int, num_axes: int) -> Shape:
     c.counts((1, 2), (1, 1))
     shape = c.bottoms[0]
     if len(c.bottoms) == 2:
@@ -362,7 +379,7 @@ def _scale_bias_shape(c: _Layer, kind: str, axis_field: int, num_axes: int) -> S
     return tuple(blob)
 
 
-def _scale(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _scale(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     p = c.layer.scale_param
     blob = _scale_bias_shape(c, "scale_param", p.axis, p.num_axes)
     specs = [] if len(c.bottoms) == 2 else [("scale_param.filler", p.filler, blob)]
@@ -371,14 +388,14 @@ def _scale(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [c.bottoms[0]], _with_fillers(c, specs)
 
 
-def _bias(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _bias(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     p = c.layer.bias_param
     blob = _scale_bias_shape(c, "bias_param", p.axis, p.num_axes)
     specs = [] if len(c.bottoms) == 2 else [("bias_param.filler", p.filler, blob)]
     return [c.bottoms[0]], _with_fillers(c, specs)
 
 
-def _legacy_axis(c: _Layer, param: object, legacy: str, kind: str) -> int:
+def _legacy_axis(c: LayerCheck, param: object, legacy: str, kind: str) -> int:
     if param.HasField(legacy):  # type: ignore[attr-defined]
         if param.HasField("axis"):  # type: ignore[attr-defined]
             raise c.error(f"{kind}.{legacy}", f"expected {legacy} OR axis, not both")
@@ -386,7 +403,7 @@ def _legacy_axis(c: _Layer, param: object, legacy: str, kind: str) -> int:
     return int(param.axis)  # type: ignore[attr-defined]
 
 
-def _concat(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _concat(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     c.counts((1, -1), (1, 1))
     first = c.bottoms[0]
     axis = c.axis(_legacy_axis(c, c.layer.concat_param, "concat_dim", "concat_param"), first, "concat_param.axis")
@@ -399,12 +416,12 @@ def _concat(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [tuple(out)], []
 
 
-def _split(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _split(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     c.counts((1, 1), (1, -1))
     return [c.bottoms[0]] * len(c.layer.top), []
 
 
-def _slice(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _slice(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     c.counts((1, 1), (1, -1))
     p = c.layer.slice_param
     shape = c.bottoms[0]
@@ -425,7 +442,7 @@ def _slice(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [tuple(shape[:axis]) + (s,) + tuple(shape[axis + 1:]) for s in sizes], []
 
 
-def _flatten(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _flatten(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     p = c.layer.flatten_param
     shape = c.one()
     start = c.axis(p.axis, shape, "flatten_param.axis")
@@ -435,7 +452,7 @@ def _flatten(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [tuple(shape[:start]) + (_count(shape[start:end + 1]),) + tuple(shape[end + 1:])], []
 
 
-def _reshape(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _reshape(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     p = c.layer.reshape_param
     shape = c.one()
     dims = list(p.shape.dim)
@@ -464,7 +481,7 @@ def _reshape(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [tuple(out)], []
 
 
-def _crop(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _crop(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     c.counts((2, 2), (1, 1))
     p = c.layer.crop_param
     shape, ref = c.bottoms
@@ -482,13 +499,13 @@ def _crop(c: _Layer) -> tuple[list[Shape], list[Shape]]:
     return [tuple(shape[:start]) + tuple(ref[start:])], []
 
 
-def _softmax(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _softmax(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     shape = c.one()
     c.axis(c.layer.softmax_param.axis, shape, "softmax_param.axis")
     return [shape], []
 
 
-def _eltwise(c: _Layer) -> tuple[list[Shape], list[Shape]]:
+def _eltwise(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     c.counts((2, -1), (1, 1))
     p = c.layer.eltwise_param
     for i, s in enumerate(c.bottoms[1:], 1):
@@ -512,7 +529,7 @@ LAYER_TYPES: dict[str, Rule] = {
 }
 
 
-def _check_size(c: _Layer, what: str, shape: Shape) -> int:
+def _check_size(c: LayerCheck, what: str, shape: Shape) -> int:
     n = _count(shape)
     if len(shape) > MAX_AXES or any(d <= 0 for d in shape) or n > MAX_BLOB_ELEMENTS:
         raise c.error(what, f"shape {list(shape)} is out of bounds: expected at most {MAX_AXES} positive dims and "
@@ -533,7 +550,7 @@ def check_net(netdef: NetParameter, source: str = "<net>") -> NetShapes:
     readers: Counter[str] = Counter()  # layers reading each blob since it was last written
     total = 0
     for layer in layers:
-        c = _Layer(layer, [], source)
+        c = LayerCheck(layer, [], source)
         if layer.name in names:
             raise c.error("name", "another layer has this name; expected unique names (weights are matched by name)")
         names.add(layer.name)
@@ -589,7 +606,7 @@ def check_net(netdef: NetParameter, source: str = "<net>") -> NetShapes:
     return NetShapes(layers, blobs, params, inputs[0], total)
 
 
-def _check_shared(c: _Layer, spec: ParamSpec, shape: Shape, shared: dict[str, tuple[Shape, str]]) -> None:
+def _check_shared(c: LayerCheck, spec: ParamSpec, shape: Shape, shared: dict[str, tuple[Shape, str]]) -> None:
     # Net::AppendParam: a shared parameter must match its owner (shape, or count when PERMISSIVE).
     owner = shared.setdefault(spec.name, (shape, c.layer.name))
     same = owner[0] == shape if spec.share_mode == ParamSpec.STRICT else _count(owner[0]) == _count(shape)
