@@ -158,9 +158,14 @@ def _with_fillers(c: LayerCheck, specs: Sequence[tuple[str, FillerParameter, Sha
 Rule = Callable[[LayerCheck], tuple[list[Shape], list[Shape]]]  # -> (top shapes, parameter shapes)
 
 
-def _input(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
+def input_shapes(c: LayerCheck) -> list[Shape]:
+    """The top shapes an Input layer declares (one shape for all tops, or one each)."""
     c.counts((0, 0), (1, -1))
-    return _per_top(c, "input_param.shape", [tuple(s.dim) for s in c.layer.input_param.shape]), []
+    return _per_top(c, "input_param.shape", [tuple(s.dim) for s in c.layer.input_param.shape])
+
+
+def _input(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
+    return input_shapes(c), []
 
 
 def _per_top(c: LayerCheck, field: str, shapes: Sequence[Shape]) -> list[Shape]:
@@ -170,21 +175,26 @@ def _per_top(c: LayerCheck, field: str, shapes: Sequence[Shape]) -> list[Shape]:
     return [tuple(shapes[0] if len(shapes) == 1 else shapes[i]) for i in range(n)]
 
 
-def _dummy_data(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
+def dummy_data_shapes(c: LayerCheck) -> list[Shape]:
+    """The top shapes a DummyData layer declares (``shape``, or the legacy num/channels/height/width)."""
     c.counts((0, 0), (1, -1))
     p = c.layer.dummy_data_param
     n = len(c.layer.top)
     legacy = [list(p.num), list(p.channels), list(p.height), list(p.width)]
-    if any(legacy):
-        if len(p.shape):
-            raise c.error("dummy_data_param.shape", "expected shape OR num/channels/height/width, not both")
-        for name, values in zip(("num", "channels", "height", "width"), legacy):
-            if len(values) not in (1, n):
-                raise c.error(f"dummy_data_param.{name}", f"expected 1 or {n} values, got {len(values)}")
-        shapes = [tuple(v[0] if len(v) == 1 else v[i] for v in legacy) for i in range(n)]
-    else:
-        shapes = _per_top(c, "dummy_data_param.shape", [tuple(s.dim) for s in p.shape])
-    fillers = list(p.data_filler)
+    if not any(legacy):
+        return _per_top(c, "dummy_data_param.shape", [tuple(s.dim) for s in p.shape])
+    if len(p.shape):
+        raise c.error("dummy_data_param.shape", "expected shape OR num/channels/height/width, not both")
+    for name, values in zip(("num", "channels", "height", "width"), legacy):
+        if len(values) not in (1, n):
+            raise c.error(f"dummy_data_param.{name}", f"expected 1 or {n} values, got {len(values)}")
+    return [tuple(v[0] if len(v) == 1 else v[i] for v in legacy) for i in range(n)]
+
+
+def _dummy_data(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
+    shapes = dummy_data_shapes(c)
+    fillers = list(c.layer.dummy_data_param.data_filler)
+    n = len(c.layer.top)
     if len(fillers) not in (0, 1, n):
         raise c.error("dummy_data_param.data_filler", f"expected 0, 1 or {n} data fillers, got {len(fillers)}")
     for i, shape in enumerate(shapes):

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelFormatError, UnsupportedLayerError, WeightsMismatchError
+from ..netcheck import LayerCheck
 from ..proto.caffe_relabel_caffe_pb2 import FillerParameter, LayerParameter
 from .weights import StoredBlob
 
@@ -54,6 +55,10 @@ class BuildContext:
         self.weights_source = weights_source
         self.source = source
         self.device = device
+
+    def check(self) -> LayerCheck:
+        """This layer as the static check sees it, to reuse the check's shape arithmetic."""
+        return LayerCheck(self.layer, self.bottom_shapes, self.source)
 
     def _where(self, field: str) -> str:
         return f"{self.source}: layer {self.name!r} ({self.type}): {field}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...netcheck import LayerCheck, PoolWindow, pool_geometry
+from ...netcheck import PoolWindow, pool_geometry
 from ...proto.caffe_relabel_caffe_pb2 import PoolingParameter
 from ..registry import register
 from ..spec import Built, BuildContext, CaffeLayer
@@ -77,7 +77,7 @@ def pool_module(ctx: BuildContext, p: PoolingParameter, shape: tuple[int, ...]) 
         raise ctx.error("bottom", f"expected a 4-axis (N x C x H x W) input, got shape {list(shape)}")
     if p.pool == PoolingParameter.STOCHASTIC:
         raise ctx.unsupported("pooling_param.pool", "STOCHASTIC pooling is random in training and not implemented on CPU by Caffe")
-    g = pool_geometry(LayerCheck(ctx.layer, list(ctx.bottom_shapes), ctx.source), p, shape[2], shape[3])
+    g = pool_geometry(ctx.check(), p, shape[2], shape[3])
     module = Pool2d(p.pool, g, shape[2], shape[3], p.round_mode == PoolingParameter.CEIL, ctx.device)
     return module, (shape[0], shape[1]) + g.out
 
