@@ -413,10 +413,15 @@ def _legacy_axis(c: LayerCheck, param: object, legacy: str, kind: str) -> int:
     return int(param.axis)  # type: ignore[attr-defined]
 
 
-def _concat(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
+def concat_axis(c: LayerCheck) -> int:
+    """The Concat axis (``axis`` or the deprecated ``concat_dim``), made non-negative."""
     c.counts((1, -1), (1, 1))
+    return c.axis(_legacy_axis(c, c.layer.concat_param, "concat_dim", "concat_param"), c.bottoms[0], "concat_param.axis")
+
+
+def _concat(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
+    axis = concat_axis(c)
     first = c.bottoms[0]
-    axis = c.axis(_legacy_axis(c, c.layer.concat_param, "concat_dim", "concat_param"), first, "concat_param.axis")
     for i, s in enumerate(c.bottoms[1:], 1):
         if len(s) != len(first) or s[:axis] != first[:axis] or s[axis + 1:] != first[axis + 1:]:
             raise c.error("bottom", f"bottom {i} has shape {list(s)}, incompatible with bottom 0 {list(first)} "
@@ -431,7 +436,8 @@ def _split(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
     return [c.bottoms[0]] * len(c.layer.top), []
 
 
-def _slice(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
+def slice_sizes(c: LayerCheck) -> tuple[int, list[int]]:
+    """The Slice axis and the size of each top along it (slice points, or an even split)."""
     c.counts((1, 1), (1, -1))
     p = c.layer.slice_param
     shape = c.bottoms[0]
@@ -449,6 +455,12 @@ def _slice(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
         raise c.error("slice_param.slice_point", f"axis {axis} of size {dim} cannot be split evenly into {n} tops")
     else:
         sizes = [dim // n] * n
+    return axis, sizes
+
+
+def _slice(c: LayerCheck) -> tuple[list[Shape], list[Shape]]:
+    axis, sizes = slice_sizes(c)
+    shape = c.bottoms[0]
     return [tuple(shape[:axis]) + (s,) + tuple(shape[axis + 1:]) for s in sizes], []
 
 

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import torch
 
+from ...netcheck import concat_axis, slice_sizes
 from ..registry import register
 from ..spec import Built, BuildContext, CaffeLayer, Shape, count
 
@@ -19,28 +20,11 @@ class Concat(CaffeLayer):
         return (torch.cat(xs, dim=self.axis),)
 
 
-def _legacy_axis(ctx: BuildContext, param: object, legacy: str, kind: str) -> int:
-    """``axis``, or the deprecated ``concat_dim``/``slice_dim`` (not both)."""
-    if param.HasField(legacy):  # type: ignore[attr-defined]
-        if param.HasField("axis"):  # type: ignore[attr-defined]
-            raise ctx.error(f"{kind}.{legacy}", f"expected {legacy} OR axis, not both")
-        return int(getattr(param, legacy))
-    return int(param.axis)  # type: ignore[attr-defined]
-
-
 @register("Concat")
 def build_concat(ctx: BuildContext) -> Built:
-    ctx.expect_bottoms(1, -1)
-    ctx.expect_tops(1)
-    shapes = ctx.bottom_shapes
-    axis = ctx.axis(_legacy_axis(ctx, ctx.layer.concat_param, "concat_dim", "concat_param"), len(shapes[0]),
-                    "concat_param.axis")
-    for i, s in enumerate(shapes[1:], 1):
-        if len(s) != len(shapes[0]) or s[:axis] != shapes[0][:axis] or s[axis + 1:] != shapes[0][axis + 1:]:
-            raise ctx.error("bottom", f"bottom {i} has shape {list(s)}, incompatible with bottom 0 {list(shapes[0])} "
-                                      f"for concatenation along axis {axis}")
-    out = list(shapes[0])
-    out[axis] = sum(s[axis] for s in shapes)
+    axis = concat_axis(ctx.check())  # the static check has matched the other axes
+    out = list(ctx.bottom_shapes[0])
+    out[axis] = sum(s[axis] for s in ctx.bottom_shapes)
     return Built(Concat(axis), [tuple(out)])
 
 
@@ -71,24 +55,8 @@ class Slice(CaffeLayer):
 
 @register("Slice")
 def build_slice(ctx: BuildContext) -> Built:
-    ctx.expect_bottoms(1)
-    ctx.expect_tops(1, -1)
-    p = ctx.layer.slice_param
+    axis, sizes = slice_sizes(ctx.check())
     shape = ctx.bottom_shapes[0]
-    axis = ctx.axis(_legacy_axis(ctx, p, "slice_dim", "slice_param"), len(shape), "slice_param.axis")
-    n, dim = len(ctx.layer.top), shape[axis]
-    points = list(p.slice_point)
-    if points:
-        if len(points) != n - 1:
-            raise ctx.error("slice_param.slice_point", f"expected {n - 1} slice points for {n} tops, got {len(points)}")
-        bounds = [0] + points + [dim]
-        if any(b <= a for a, b in zip(bounds, bounds[1:])):
-            raise ctx.error("slice_param.slice_point", f"expected increasing points inside 1..{dim - 1}, got {points}")
-        sizes = [b - a for a, b in zip(bounds, bounds[1:])]
-    else:
-        if dim % n:
-            raise ctx.error("slice_param.slice_point", f"axis {axis} of size {dim} cannot be split evenly into {n} tops")
-        sizes = [dim // n] * n
     tops = [tuple(shape[:axis]) + (s,) + tuple(shape[axis + 1:]) for s in sizes]
     return Built(Slice(axis, sizes), tops)
 
