@@ -34,4 +34,5 @@ __all__ = [
     "UnsupportedLayerError",
     "WeightsMismatchError",
     "__version__",
+    "load_model",
 ]

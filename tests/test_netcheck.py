@@ -59,7 +59,7 @@ BAD_DEFINITIONS = {
                             'dim: 46340 dim: 46340 } } }' + ''.join(
                                 f'layer {{ name: "r{i}" type: "ReLU" bottom: "data" top: "r{i}" }}' for i in range(2)),
                             ModelFormatError, "'r1'.*more than the 4294967296"),
-    "unknown type": (INPUT + f'layer {{ name: "w" type: "Frobnicate" bottom: "data" top: "w" }}',
+    "unknown type": (INPUT + 'layer { name: "w" type: "Frobnicate" bottom: "data" top: "w" }',
                      UnsupportedLayerError, "'w'.*'Frobnicate'.*supported types: AbsVal"),
     "python layer": (INPUT + 'layer { name: "py" type: "Python" bottom: "data" top: "py" '
                      'python_param { module: "this" layer: "x" } }', UnsupportedLayerError, "'py'.*'Python'"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from caffe_relabel import Relabeller, testmodels, zoo
+from caffe_relabel import Relabeller, zoo
 from caffe_relabel.backends.base import Classifier, LossGradient
 from caffe_relabel.errors import ModelNotFoundError
 from caffe_relabel.model import Model
