@@ -32,7 +32,6 @@ CAFFEMODEL = testmodels.DIGITS_WEIGHTS.read_bytes()
 def _png_bytes() -> bytes:
     import io
 
-
     from PIL import Image
 
     buf = io.BytesIO()
