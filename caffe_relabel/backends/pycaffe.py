@@ -6,8 +6,9 @@ process (CHECK, LOG(FATAL)) on a malformed definition or weights file, so
 both are checked in Python first: the definition by
 :func:`caffe_relabel.netcheck.check_net` (structure, Caffe's set-up checks,
 sizes; data, file and ``Python`` layers refused), the weights blob by blob
-as ``Net::CopyTrainedLayersFrom`` reads them. Caffe's loader also silently
-keeps filler values for a layer missing from the file: a typed error here.
+by :func:`caffe_relabel.weights.check_weights` (the engine's check too).
+Caffe's loader also silently keeps filler values for a layer missing from
+the file: a typed error there.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, UnsupportedLayerError, WeightsMismatchError
+from ..errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, UnsupportedLayerError
+from ..layers import PYCAFFE, TABLE
 from ..netcheck import NetShapes, check_net
 from ..prototxt import force_backward
 from ..proto.caffe_relabel_caffe_pb2 import ConvolutionParameter
-from ..proto.io import blob_shape, check_blob_values, check_finite, parse_net, read_text, read_weights, weights_by_layer
+from ..proto.io import parse_net, read_text
+from ..weights import check_loaded, check_weights
 from .base import Classifier, LossGradient, softmax_cross_entropy_grad
 
 
@@ -72,14 +75,6 @@ def parse_device(device: str) -> tuple[str, int]:
 _CUDNN = ConvolutionParameter.CUDNN
 
 
-def _legacy_equal(net_shape: tuple[int, ...], stored: tuple[int, ...], has_shape: bool) -> bool:
-    # Caffe's Blob::ShapeEquals: old files store num/channels/height/width,
-    # compared with the net's shape left-padded with ones to 4 axes.
-    if has_shape:
-        return tuple(net_shape) == tuple(stored)
-    return len(net_shape) <= 4 and (1,) * (4 - len(net_shape)) + tuple(net_shape) == tuple(stored)
-
-
 class PycaffeClassifier(Classifier):
     """A classifier run by real Caffe (``caffe.Net``)."""
 
@@ -106,9 +101,10 @@ class PycaffeClassifier(Classifier):
         patched = force_backward(read_text(self.prototxt, "prototxt"))
         netdef = parse_net(patched, source=str(self.prototxt))
         checked = self._validate_definition(netdef, str(self.prototxt))
-        self._param_shapes = {name: shapes for name, shapes in checked.params.items() if shapes}
+        TABLE.require(checked.layers, PYCAFFE, str(self.prototxt))
         if self.weights is not None:
-            self._check_weights(self.weights)
+            # Everything Net::CopyTrainedLayersFrom CHECKs, before Caffe reads the file.
+            check_weights(self.weights, checked, str(self.prototxt))
         with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
             f.write(patched)
             tmp = f.name
@@ -122,9 +118,8 @@ class PycaffeClassifier(Classifier):
             os.unlink(tmp)
         if self.weights is not None:
             self.net.copy_from(str(self.weights))
-            for name, blobs in self.net.params.items():
-                for j, blob in enumerate(blobs):
-                    check_finite(blob.data, f"{self.weights}: layer {name!r} blob {j}")
+            check_loaded({name: [blob.data for blob in blobs] for name, blobs in self.net.params.items()},
+                         str(self.weights))
 
         self._input = self.net.inputs[0]
         self._output = self.net.outputs[-1]
@@ -157,33 +152,6 @@ class PycaffeClassifier(Classifier):
                         "Caffe build; expected DEFAULT (Caffe then uses cuDNN where it has it)"
                     )
         return checked
-
-    def _check_weights(self, path: Path) -> None:
-        # Everything Net::CopyTrainedLayersFrom CHECKs, in Python, before Caffe reads the file.
-        model = read_weights(path)
-        if len(model.layer) and len(model.layers):
-            raise WeightsMismatchError(f"{path}: the caffemodel has both 'layer' and 'layers' (V1) fields; expected one")
-        if any(v1.HasField("layer") for v1 in model.layers):
-            raise WeightsMismatchError(f"{path}: the caffemodel uses the V0 layer format; expected V1 or current layers")
-        stored = weights_by_layer(model)
-        for name, shapes in self._param_shapes.items():
-            if name not in stored:
-                raise WeightsMismatchError(
-                    f"{path}: layer {name!r} has parameters in {self.prototxt} but no weights in the caffemodel"
-                )
-            layer = stored[name]
-            if len(layer.blobs) != len(shapes):
-                raise WeightsMismatchError(
-                    f"{path}: layer {name!r} has {len(layer.blobs)} weight blobs, the definition expects {len(shapes)}"
-                )
-            for j, (want, theirs) in enumerate(zip(shapes, layer.blobs)):
-                got = blob_shape(theirs)
-                if not _legacy_equal(want, got, theirs.HasField("shape")):
-                    raise WeightsMismatchError(
-                        f"{path}: layer {name!r} blob {j}: the caffemodel has shape {list(got)}, "
-                        f"{self.prototxt} expects {list(want)}"
-                    )
-                check_blob_values(theirs, want, f"{path}: layer {name!r} blob {j}")
 
     @property
     def blob_names(self) -> list[str]:

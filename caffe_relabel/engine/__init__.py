@@ -4,24 +4,31 @@
 ``torch.nn.Module`` whose ``forward(x)`` returns the logits; every layer
 follows Caffe's own ``src/caffe/layers/*.cpp`` forward (see each file under
 ``engine/layers``), and unsupported layer modes are refused, not approximated.
-Requires torch (the ``engine`` extra).
+Layer types, their checks and their builders are registered once, in
+:mod:`caffe_relabel.layers`. Requires torch (the ``engine`` extra).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Optional
 
+from ..layers import ENGINE, TABLE
 from ..proto.io import read_net
+from ..weights import WeightsLike
 from .device import MODES
 from .net import CaffeNet, build_net
-from .registry import register, supported_types
-from .weights import WeightsLike
 
 
-def load_net(prototxt: "str | os.PathLike[str]", weights: WeightsLike = None, device: str = "cpu",
+def load_net(prototxt: "str | os.PathLike[str]", weights: Optional[WeightsLike] = None, device: str = "cpu",
              mode: str = "faithful") -> CaffeNet:
     """Build a :class:`CaffeNet` from a prototxt file and a caffemodel (or None)."""
     return build_net(read_net(prototxt), weights, device=device, mode=mode, source=str(prototxt))
 
 
-__all__ = ["MODES", "CaffeNet", "build_net", "load_net", "register", "supported_types"]
+def supported_types() -> list[str]:
+    """Every layer type the engine runs, sorted."""
+    return TABLE.names(ENGINE)
+
+
+__all__ = ["MODES", "CaffeNet", "build_net", "load_net", "supported_types"]

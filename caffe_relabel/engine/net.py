@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from ..errors import ModelFormatError
+from ..layers import ENGINE, TABLE
 from ..netcheck import check_net
 from ..proto.caffe_relabel_caffe_pb2 import NetParameter
-from . import layers as _layers  # noqa: F401  (registers every layer builder)
+from ..weights import WeightsLike, check_weights
 from .device import check_mode, numerics, resolve_device, uses_channels_last
-from .registry import builder_for
-from .spec import BuildContext, Shape
-from .weights import WeightsLike, WeightStore
+from .spec import Build, Shape
+from .weights import layer_tensors
 
 
 @dataclass(frozen=True)
@@ -120,26 +120,27 @@ def _outputs(steps: list[Step]) -> list[str]:
     return sorted(available)
 
 
-def build_net(netdef: NetParameter, weights: WeightsLike = None, device: "str | torch.device" = "cpu",
+def build_net(netdef: NetParameter, weights: Optional[WeightsLike] = None, device: "str | torch.device" = "cpu",
               mode: str = "faithful", source: str = "<net>") -> CaffeNet:
     """A :class:`CaffeNet` from a net definition and weights (caffemodel path, NetParameter,
     ``{layer: [arrays]}`` or None for constant fillers only)."""
     dev = resolve_device(device)
     check_mode(mode)
-    # Structure and sizes first, so that nothing below allocates what a bad file declares.
+    # Structure, sizes and every stored blob's shape first, so that nothing below
+    # allocates what a bad file declares; builders only construct modules.
     checked = check_net(netdef, source)
-    store = WeightStore(weights)
+    TABLE.require(checked.layers, ENGINE, source)
+    stored = None if weights is None else check_weights(weights, checked, source)
     shapes: dict[str, Shape] = {}
     steps: list[Step] = []
     modules: list[nn.Module] = []
     for layer in checked.layers:
-        builder = builder_for(layer.name, layer.type)
-        ctx = BuildContext(layer, [shapes[b] for b in layer.bottom], store.get(layer.name), store.given, source, dev,
-                           store.source)
-        built = builder(ctx)
-        shapes.update(zip(layer.top, built.top_shapes))
+        setup = checked.setups[layer.name]
+        blobs = layer_tensors(layer, setup.params, stored, source, dev)
+        build = Build(layer, tuple(shapes[b] for b in layer.bottom), setup, blobs, dev, source)
+        modules.append(TABLE.lookup(layer.type, source).build_function()(build))
+        shapes.update(zip(layer.top, setup.tops))
         steps.append(Step(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top)))
-        modules.append(built.module)
     outputs = _outputs(steps)
     if not outputs:
         raise ModelFormatError(f"{source}: the net has no output blob")

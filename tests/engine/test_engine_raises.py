@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from caffe_relabel.engine import build_net, register, supported_types
-from caffe_relabel.errors import CaffeRelabelError, ModelFormatError, UnsupportedLayerError, WeightsMismatchError
+from caffe_relabel.engine import build_net, supported_types
+from caffe_relabel.errors import ModelFormatError, UnsupportedLayerError, WeightsMismatchError
 from caffe_relabel.proto.io import parse_net
 
 INPUT = 'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
@@ -96,11 +96,6 @@ def test_bad_definitions_name_layer_and_field(body: str, match: str) -> None:
 def test_net_without_input() -> None:
     with pytest.raises(ModelFormatError, match="one input blob"):
         build_net(parse_net('layer { name: "ref" type: "DummyData" top: "ref" dummy_data_param { shape { dim: 1 } } }'))
-
-
-def test_duplicate_registration_is_refused() -> None:
-    with pytest.raises(CaffeRelabelError, match="'ReLU' is already registered"):
-        register("ReLU")(lambda ctx: None)
 
 
 def test_bad_mode_and_device() -> None:

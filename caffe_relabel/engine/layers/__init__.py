@@ -1,5 +1,2 @@
-"""One file per layer family; importing this package registers every builder."""
-
-from . import conv, data, eltwise, inner_product, lrn, neuron, normalization, pooling, shape, softmax
-
-__all__ = ["conv", "data", "eltwise", "inner_product", "lrn", "neuron", "normalization", "pooling", "shape", "softmax"]
+"""One file per layer family: the modules and the builders that the layer table
+(:mod:`caffe_relabel.layers`) names, imported when a net is built."""

@@ -6,9 +6,7 @@ from typing import Sequence
 
 import torch
 
-from ...netcheck import dummy_data_shapes, input_shapes
-from ..registry import register
-from ..spec import Built, BuildContext, CaffeLayer, Shape
+from ..spec import Build, CaffeLayer, Shape
 
 
 class Input(CaffeLayer):
@@ -18,9 +16,8 @@ class Input(CaffeLayer):
         return xs
 
 
-@register("Input")
-def build_input(ctx: BuildContext) -> Built:
-    return Built(Input(), input_shapes(ctx.check()))
+def build_input(b: Build) -> Input:
+    return Input()
 
 
 class DummyData(CaffeLayer):
@@ -36,15 +33,6 @@ class DummyData(CaffeLayer):
         return tuple(getattr(self, f"top{i}") for i in range(self.n))
 
 
-@register("DummyData")
-def build_dummy_data(ctx: BuildContext) -> Built:
-    shapes = dummy_data_shapes(ctx.check())
-    # The static check has validated the filler count: one for all tops, or one each.
-    fillers = list(ctx.layer.dummy_data_param.data_filler)
-    values = []
-    for i in range(len(shapes)):
-        filler = fillers[0] if len(fillers) == 1 else (fillers[i] if fillers else None)
-        if filler is not None and filler.type != "constant":
-            raise ctx.unsupported("dummy_data_param.data_filler", f"filler {filler.type!r} is random (Caffe refills it every pass)")
-        values.append(float(filler.value) if filler is not None else 0.0)
-    return Built(DummyData(shapes, values, ctx.device), shapes)
+def build_dummy_data(b: Build) -> DummyData:
+    # The rule gives each top's constant value (it refuses random fillers).
+    return DummyData(b.setup.tops, b.geometry, b.device)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from ...proto.caffe_relabel_caffe_pb2 import EltwiseParameter
-from ..registry import register
-from ..spec import Built, BuildContext, CaffeLayer
+from ..spec import Build, CaffeLayer
 
 
 class Eltwise(CaffeLayer):
@@ -37,18 +35,6 @@ class Eltwise(CaffeLayer):
         return (out,)
 
 
-@register("Eltwise")
-def build_eltwise(ctx: BuildContext) -> Built:
-    ctx.expect_bottoms(2, -1)
-    ctx.expect_tops(1)
-    p = ctx.layer.eltwise_param
-    shapes = ctx.bottom_shapes
-    for i, s in enumerate(shapes[1:], 1):
-        if s != shapes[0]:
-            raise ctx.error("bottom", f"bottom {i} has shape {list(s)}, bottom 0 has {list(shapes[0])}; expected equal shapes")
-    if len(p.coeff) and p.operation != EltwiseParameter.SUM:
-        raise ctx.error("eltwise_param.coeff", "coefficients are only allowed with operation SUM")
-    if len(p.coeff) not in (0, len(shapes)):
-        raise ctx.error("eltwise_param.coeff", f"expected one coefficient per bottom ({len(shapes)}), got {len(p.coeff)}")
-    coeffs = [float(np.float32(c)) for c in p.coeff] or [1.0] * len(shapes)
-    return Built(Eltwise(p.operation, coeffs), [shapes[0]])
+def build_eltwise(b: Build) -> Eltwise:
+    # The rule gives one float32 coefficient per bottom.
+    return Eltwise(b.layer.eltwise_param.operation, b.geometry)

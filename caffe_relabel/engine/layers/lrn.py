@@ -5,7 +5,8 @@ local_size channels, zero-padded), top = x * scale^-beta; the gradient is
 Caffe's own backward formula.
 WITHIN_CHANNEL: Caffe composes Power(x^2) -> AVE Pooling (pad (size-1)/2,
 divisor size^2) -> Power((1 + alpha * s)^-beta) -> product with x; k is not
-used. The same composition is built here from the same pooling code.
+used. The same composition is built here from the same pooling code, over
+the window the rule computed (caffe_relabel/layers/lrn.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...proto.caffe_relabel_caffe_pb2 import LRNParameter, PoolingParameter
-from ..registry import register
-from ..spec import Built, BuildContext, CaffeLayer
-from .pooling import Pool2d, pool_module
+from ..spec import Build, CaffeLayer
+from .pooling import Pool2d
 
 
 # The band matrix is C x C floats: 8192 channels take 256 MiB (zoo nets use at most 256).
@@ -81,19 +80,12 @@ class WithinChannelLRN(CaffeLayer):
         return (x * (1.0 + self.alpha * mean_square).pow(-self.beta),)
 
 
-@register("LRN")
-def build_lrn(ctx: BuildContext) -> Built:
-    p = ctx.layer.lrn_param
-    shape = ctx.one_to_one()
-    if len(shape) != 4:
-        raise ctx.error("bottom", f"expected a 4-axis (N x C x H x W) input, got shape {list(shape)}")
-    if p.local_size % 2 != 1:
-        raise ctx.error("lrn_param.local_size", f"Caffe's LRN supports only odd sizes, got {p.local_size}")
-    if p.norm_region == LRNParameter.ACROSS_CHANNELS:
-        if shape[1] > MAX_BAND_CHANNELS:
-            raise ctx.unsupported("bottom", f"{shape[1]} channels; the engine's channel window is a C x C band "
-                                            f"matrix, so at most {MAX_BAND_CHANNELS} channels")
-        return Built(CrossChannelLRN(shape[1], p.local_size, p.alpha, p.beta, p.k, ctx.device), [shape])
-    pool_param = PoolingParameter(pool=PoolingParameter.AVE, pad=(p.local_size - 1) // 2, kernel_size=p.local_size)
-    pool, out = pool_module(ctx, pool_param, shape)
-    return Built(WithinChannelLRN(pool, p.alpha, p.beta), [out])
+def build_lrn(b: Build) -> CaffeLayer:
+    p = b.layer.lrn_param
+    if b.geometry is not None:  # WITHIN_CHANNEL: the rule's pooling window
+        return WithinChannelLRN(Pool2d(b.geometry, b.device), p.alpha, p.beta)
+    channels = b.bottoms[0][1]
+    if channels > MAX_BAND_CHANNELS:
+        raise b.refuse("bottom", f"{channels} channels; the engine's channel window is a C x C band "
+                                 f"matrix, so at most {MAX_BAND_CHANNELS} channels")
+    return CrossChannelLRN(channels, p.local_size, p.alpha, p.beta, p.k, b.device)

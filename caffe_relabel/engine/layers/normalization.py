@@ -4,18 +4,18 @@ BatchNorm stores mean, variance and a scale factor s (third blob): with
 global stats it uses mean / s and variance / s (0 when s == 0) and computes
 (x - mean) / sqrt(variance + eps) -- no affine part (that is a Scale layer).
 Scale and Bias multiply/add a blob (their own parameter, or a second bottom)
-broadcast over ``axis`` .. ``axis + num_axes`` of the first bottom.
+broadcast over ``axis`` .. ``axis + num_axes`` of the first bottom. The
+axis, the blob shapes and which blobs exist come from the rules
+(caffe_relabel/layers/normalization.py).
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
-from ...proto.caffe_relabel_caffe_pb2 import FillerParameter
-from ..registry import register
-from ..spec import Built, BuildContext, CaffeLayer, Shape
+from ..spec import Build, CaffeLayer
 
 
 class BatchNorm(CaffeLayer):
@@ -42,16 +42,9 @@ class BatchNorm(CaffeLayer):
         return (centered / torch.sqrt(variance + self.eps).reshape(view),)
 
 
-@register("BatchNorm")
-def build_batch_norm(ctx: BuildContext) -> Built:
-    p = ctx.layer.batch_norm_param
-    shape = ctx.one_to_one()
-    channels = 1 if len(shape) == 1 else shape[1]
-    # Caffe defaults use_global_stats to (phase == TEST); the engine runs the TEST phase.
-    use_global = p.use_global_stats if p.HasField("use_global_stats") else True
-    zero = FillerParameter(type="constant", value=0.0)
-    mean, variance, factor = ctx.params([(channels,), (channels,), (1,)], [zero, zero, zero])
-    return Built(BatchNorm(mean, variance, factor, use_global, float(p.eps)), [shape])
+def build_batch_norm(b: Build) -> BatchNorm:
+    mean, variance, factor = b.blobs
+    return BatchNorm(mean, variance, factor, b.geometry, float(b.layer.batch_norm_param.eps))
 
 
 def _broadcast_view(x: torch.Tensor, blob: torch.Tensor, axis: int) -> torch.Tensor:
@@ -79,60 +72,14 @@ class ScaleBias(CaffeLayer):
         return (out,)
 
 
-def _blob_shape(ctx: BuildContext, kind: str, axis_field: int, num_axes: int) -> tuple[int, Shape]:
-    """(axis, shape) of the scale/bias blob: the second bottom's, or bottom[axis:axis + num_axes]."""
-    shape = ctx.bottom_shapes[0]
-    if len(ctx.bottom_shapes) == 2:
-        blob = ctx.bottom_shapes[1]
-        axis = 0 if len(blob) == 0 else ctx.axis(axis_field, len(shape), f"{kind}.axis")
-    else:
-        axis = ctx.axis(axis_field, len(shape), f"{kind}.axis")
-        if num_axes < -1 or (num_axes >= 0 and axis + num_axes > len(shape)):
-            raise ctx.error(f"{kind}.num_axes", f"num_axes {num_axes} from axis {axis} exceeds the {len(shape)} axes "
-                                                f"of the bottom {list(shape)}")
-        blob = tuple(shape[axis:] if num_axes == -1 else shape[axis:axis + num_axes])
-        if len(blob) == 0:
-            axis = 0
-    if tuple(shape[axis:axis + len(blob)]) != tuple(blob):
-        raise ctx.error("bottom", f"the {kind.split('_')[0]} blob shape {list(blob)} does not match the bottom "
-                                  f"{list(shape)} from axis {axis}")
-    return axis, tuple(blob)
+def build_scale(b: Build) -> ScaleBias:
+    # Two bottoms: the second is the scale, and the only blob is the bias (with bias_term).
+    two = len(b.bottoms) == 2
+    scale = None if two else b.blobs[0]
+    bias = b.blobs[-1] if b.layer.scale_param.bias_term else None
+    return ScaleBias(b.geometry, scale, bias, scale_from_bottom=two, bias_from_bottom=False)
 
 
-def _filler(has: bool, filler: FillerParameter, default: float) -> FillerParameter:
-    return filler if has else FillerParameter(type="constant", value=default)
-
-
-@register("Scale")
-def build_scale(ctx: BuildContext) -> Built:
-    ctx.expect_bottoms(1, 2)
-    ctx.expect_tops(1)
-    p = ctx.layer.scale_param
-    axis, blob = _blob_shape(ctx, "scale_param", p.axis, p.num_axes)
-    shapes: list[Shape] = []
-    fillers: list[FillerParameter] = []
-    two = len(ctx.bottom_shapes) == 2
-    if not two:
-        # Scale's default filler is the constant 1 (scale_layer.cpp).
-        shapes.append(blob)
-        fillers.append(_filler(p.HasField("filler"), p.filler, 1.0))
-    if p.bias_term:
-        shapes.append(blob)
-        fillers.append(_filler(p.HasField("bias_filler"), p.bias_filler, 0.0))
-    blobs: Sequence[torch.Tensor] = ctx.params(shapes, fillers)
-    scale = None if two else blobs[0]
-    bias = blobs[-1] if p.bias_term else None
-    return Built(ScaleBias(axis, scale, bias, scale_from_bottom=two, bias_from_bottom=False), [ctx.bottom_shapes[0]])
-
-
-@register("Bias")
-def build_bias(ctx: BuildContext) -> Built:
-    ctx.expect_bottoms(1, 2)
-    ctx.expect_tops(1)
-    p = ctx.layer.bias_param
-    axis, blob = _blob_shape(ctx, "bias_param", p.axis, p.num_axes)
-    two = len(ctx.bottom_shapes) == 2
-    bias = None
-    if not two:
-        (bias,) = ctx.params([blob], [_filler(p.HasField("filler"), p.filler, 0.0)])
-    return Built(ScaleBias(axis, None, bias, scale_from_bottom=False, bias_from_bottom=two), [ctx.bottom_shapes[0]])
+def build_bias(b: Build) -> ScaleBias:
+    two = len(b.bottoms) == 2
+    return ScaleBias(b.geometry, None, None if two else b.blobs[0], scale_from_bottom=False, bias_from_bottom=two)

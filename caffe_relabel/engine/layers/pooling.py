@@ -14,25 +14,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...netcheck import PoolWindow, pool_geometry
+from ...layers.pooling import PoolWindow
 from ...proto.caffe_relabel_caffe_pb2 import PoolingParameter
-from ..registry import register
-from ..spec import Built, BuildContext, CaffeLayer
+from ..spec import Build, CaffeLayer
 
 
-def _native_sizes(g: PoolWindow, height: int, width: int, ceil: bool) -> tuple[int, int]:
+def _native_sizes(g: PoolWindow) -> tuple[int, int]:
     # torch's rule (pooling_output_shape) drops the last window whatever the pad.
     sizes = []
-    for size, k, s, p in zip((height, width), g.kernel, g.stride, g.pad):
-        n = (size + 2 * p - k + (s - 1 if ceil else 0)) // s + 1
-        if ceil and (n - 1) * s >= size + p:
+    for size, k, s, p in zip(g.size, g.kernel, g.stride, g.pad):
+        n = (size + 2 * p - k + (s - 1 if g.ceil else 0)) // s + 1
+        if g.ceil and (n - 1) * s >= size + p:
             n -= 1
         sizes.append(n)
     return sizes[0], sizes[1]
 
 
-def _divisors(g: PoolWindow, height: int, width: int, device: torch.device) -> torch.Tensor:
+def _divisors(g: PoolWindow, device: torch.device) -> torch.Tensor:
     """AVE pool_size per output cell: the window clipped to the padded input."""
+    height, width = g.size
     rows = [min(i * g.stride[0] - g.pad[0] + g.kernel[0], height + g.pad[0]) - (i * g.stride[0] - g.pad[0])
             for i in range(g.out[0])]
     cols = [min(j * g.stride[1] - g.pad[1] + g.kernel[1], width + g.pad[1]) - (j * g.stride[1] - g.pad[1])
@@ -43,21 +43,18 @@ def _divisors(g: PoolWindow, height: int, width: int, device: torch.device) -> t
 class Pool2d(CaffeLayer):
     """Caffe pooling over the last two axes of an N x C x H x W blob."""
 
-    def __init__(self, method: int, g: PoolWindow, height: int, width: int, ceil: bool, device: torch.device) -> None:
+    def __init__(self, g: PoolWindow, device: torch.device) -> None:
         super().__init__()
-        self.method = method
-        self.g = g
+        self.method, self.g, self.ceil = g.method, g, g.ceil
         # torch's padded pooling matches Caffe whenever it yields the same
         # output size and accepts the padding (torch requires pad <= kernel / 2).
-        self.native = (_native_sizes(g, height, width, ceil) == g.out
-                       and all(2 * p <= k for p, k in zip(g.pad, g.kernel)))
-        self.ceil = ceil
+        self.native = _native_sizes(g) == g.out and all(2 * p <= k for p, k in zip(g.pad, g.kernel))
         if not self.native:
             # Explicit padding up to the extent the windows cover, then unpadded pooling.
-            right = [(n - 1) * s + k - size - p for n, s, k, size, p in zip(g.out, g.stride, g.kernel, (height, width), g.pad)]
+            right = [(n - 1) * s + k - size - p for n, s, k, size, p in zip(g.out, g.stride, g.kernel, g.size, g.pad)]
             self.padding = (g.pad[1], right[1], g.pad[0], right[0])
-            if method == PoolingParameter.AVE:
-                self.register_buffer("divisor", _divisors(g, height, width, device), persistent=False)
+            if g.method == PoolingParameter.AVE:
+                self.register_buffer("divisor", _divisors(g, device), persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         g = self.g
@@ -71,22 +68,5 @@ class Pool2d(CaffeLayer):
         return (sums / self.divisor,)
 
 
-def pool_module(ctx: BuildContext, p: PoolingParameter, shape: tuple[int, ...]) -> tuple[Pool2d, tuple[int, ...]]:
-    """A Caffe pooling module for a 4-axis ``shape`` and its output shape (also used by LRN)."""
-    if len(shape) != 4:
-        raise ctx.error("bottom", f"expected a 4-axis (N x C x H x W) input, got shape {list(shape)}")
-    if p.pool == PoolingParameter.STOCHASTIC:
-        raise ctx.unsupported("pooling_param.pool", "STOCHASTIC pooling is random in training and not implemented on CPU by Caffe")
-    g = pool_geometry(ctx.check(), p, shape[2], shape[3])
-    module = Pool2d(p.pool, g, shape[2], shape[3], p.round_mode == PoolingParameter.CEIL, ctx.device)
-    return module, (shape[0], shape[1]) + g.out
-
-
-@register("Pooling")
-def build_pooling(ctx: BuildContext) -> Built:
-    ctx.expect_bottoms(1)
-    if len(ctx.layer.top) > 1:
-        raise ctx.unsupported("top", "the second (max-index mask) top of Pooling is not supported")
-    ctx.expect_tops(1)
-    module, out = pool_module(ctx, ctx.layer.pooling_param, ctx.bottom_shapes[0])
-    return Built(module, [out])
+def build_pooling(b: Build) -> Pool2d:
+    return Pool2d(b.geometry, b.device)

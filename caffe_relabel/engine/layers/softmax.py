@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import register
-from ..spec import Built, BuildContext, CaffeLayer
+from ..spec import Build, CaffeLayer
 
 
 class Softmax(CaffeLayer):
@@ -18,8 +17,5 @@ class Softmax(CaffeLayer):
         return (torch.softmax(x.float(), dim=self.axis),)
 
 
-@register("Softmax")
-def build_softmax(ctx: BuildContext) -> Built:
-    shape = ctx.one_to_one()
-    axis = ctx.axis(ctx.layer.softmax_param.axis, len(shape), "softmax_param.axis")
-    return Built(Softmax(axis), [shape])
+def build_softmax(b: Build) -> Softmax:
+    return Softmax(b.geometry)
