@@ -86,6 +86,13 @@ class LayerCheck:
             if not low <= v <= INT_MAX:
                 raise self.error(field, f"expected values in {low}..{INT_MAX}, got {v}")
 
+    def with_channels(self) -> Shape:
+        """One bottom of at least 2 axes (N x C ...)."""
+        shape = self.one()
+        if len(shape) < 2:
+            raise self.error("bottom", f"expected at least 2 axes (N x C ...), got shape {list(shape)}")
+        return shape
+
     def four_axes(self) -> Shape:
         shape = self.one()
         if len(shape) != 4:

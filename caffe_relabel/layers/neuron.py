@@ -31,9 +31,7 @@ def _neuron(c: LayerCheck) -> Setup:
 @register("PReLU", builder="neuron:build_prelu", in_place=True)
 def _prelu(c: LayerCheck) -> Setup:
     p = c.layer.prelu_param
-    shape = c.one()
-    if len(shape) < 2:
-        raise c.error("bottom", f"expected at least 2 axes (N x C ...), got shape {list(shape)}")
+    shape = c.with_channels()
     # Caffe gives a channel-shared slope no axes at all; the default filler is the constant 0.25.
     slope = () if p.channel_shared else (shape[1],)
     return Setup((shape,), c.params(("prelu_param.filler", filler_or(p.HasField("filler"), p.filler, 0.25), slope)))

@@ -16,9 +16,7 @@ from .table import register
 def _batch_norm(c: LayerCheck) -> Setup:
     """Geometry: whether the stored statistics are used (Caffe's default in the TEST phase)."""
     p = c.layer.batch_norm_param
-    shape = c.one()
-    if len(shape) < 2:
-        raise c.error("bottom", f"expected at least 2 axes (N x C ...), got shape {list(shape)}")
+    shape = c.with_channels()
     zero = constant(0.0)  # Caffe zeroes mean, variance and factor
     use_global = p.use_global_stats if p.HasField("use_global_stats") else True
     return Setup((shape,), c.params(("batch_norm_param", zero, (shape[1],)), ("batch_norm_param", zero, (shape[1],)),
