@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from ..errors import ModelFormatError, UnsupportedLayerError
 from ..proto.caffe_relabel_caffe_pb2 import FillerParameter, LayerParameter
@@ -141,6 +141,6 @@ def constant(value: float) -> FillerParameter:
     return FillerParameter(type="constant", value=value)
 
 
-def filler_or(has: bool, filler: FillerParameter, default: Optional[float]) -> FillerParameter:
-    """``filler`` when the definition sets it, else the layer's constant default (None: the proto's)."""
-    return filler if has or default is None else constant(default)
+def filler_or(has: bool, filler: FillerParameter, default: float) -> FillerParameter:
+    """``filler`` when the definition sets it, else the layer's own constant default."""
+    return filler if has else constant(default)
