@@ -12,7 +12,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -221,7 +221,3 @@ def save_image(image: np.ndarray, path: "str | os.PathLike[str]") -> None:
     except (OSError, ValueError) as e:
         raise ImageFormatError(f"{p}: cannot save the image ({type(e).__name__}: {e})") from None
 
-
-def prepare(sources: Sequence[ImageLike], spec: InputSpec) -> list[np.ndarray]:
-    """Load and fit several images."""
-    return [fit(load_image(s), spec) for s in sources]
