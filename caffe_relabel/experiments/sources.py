@@ -20,7 +20,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..errors import CaffeRelabelError, ModelNotFoundError
+from ..errors import ArgumentError, CaffeRelabelError, ModelNotFoundError
 from ..model import Model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp", ".jpe"}
@@ -131,7 +131,7 @@ def _resolve(model: Model, label: str, where: str) -> int:
 
 def _sample_per_class(sources: list[Source], per_class: int, seed: int) -> list[Source]:
     if per_class < 1:
-        raise ValueError(f"expected per_class >= 1, got {per_class}")
+        raise ArgumentError(f"expected per_class >= 1, got {per_class}")
     by_class: dict[int, list[Source]] = defaultdict(list)
     for s in sorted(sources, key=lambda s: s.id):
         by_class[s.label].append(s)
