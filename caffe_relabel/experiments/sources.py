@@ -111,7 +111,12 @@ def _folder_sources(root: Path, model: Model) -> list[Source]:
 
 def _list_sources(list_file: Path, model: Model) -> list[Source]:
     sources = []
-    for n, line in enumerate(list_file.read_text().splitlines(), 1):
+    try:
+        text = list_file.read_text()
+    except UnicodeDecodeError:
+        raise CaffeRelabelError(f"{list_file}: not UTF-8 text; expected a folder of class subfolders, "
+                                "or a list file of 'path label' lines") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.rsplit(None, 1)
