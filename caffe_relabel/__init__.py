@@ -7,6 +7,7 @@
 __version__ = "0.1.0"
 
 from .errors import (  # noqa: E402
+    ArgumentError,
     BackendUnavailableError,
     CaffeRelabelError,
     DownloadError,
@@ -18,9 +19,11 @@ from .errors import (  # noqa: E402
 )
 from .model import Model, load_model  # noqa: E402
 from .preprocess import InputSpec  # noqa: E402
-from .relabel import Relabeller, RelabelResult  # noqa: E402
+from .relabel import Relabeller, RelabelResult, StopReason  # noqa: E402
+from .settings import RelabelSettings  # noqa: E402
 
 __all__ = [
+    "ArgumentError",
     "BackendUnavailableError",
     "CaffeRelabelError",
     "DownloadError",
@@ -30,7 +33,9 @@ __all__ = [
     "ModelFormatError",
     "ModelNotFoundError",
     "RelabelResult",
+    "RelabelSettings",
     "Relabeller",
+    "StopReason",
     "UnsupportedLayerError",
     "WeightsMismatchError",
     "__version__",

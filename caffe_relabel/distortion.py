@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import ArgumentError
+
 
 def distortion(relabelled: np.ndarray, original: np.ndarray) -> float:
     """Distortion between two H x W x C images in [0, 1]."""
     a = np.asarray(relabelled, dtype=np.float64)
     b = np.asarray(original, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 3:
-        raise ValueError(f"expected two H x W x C images of one shape, got {list(a.shape)} and {list(b.shape)}")
+        raise ArgumentError(f"expected two H x W x C images of one shape, got {list(a.shape)} and {list(b.shape)}")
     pixels = a.shape[0] * a.shape[1]
     return float(np.sqrt(np.sum((a - b) ** 2) / pixels))
 

@@ -38,3 +38,7 @@ class ModelNotFoundError(CaffeRelabelError, LookupError):
 
 class DownloadError(CaffeRelabelError, OSError):
     """A download that failed, was interrupted or did not verify."""
+
+
+class ArgumentError(CaffeRelabelError, ValueError):
+    """An argument of the wrong type or out of range: a usage error, not a bad file."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .backends import Classifier, load_classifier
-from .errors import ModelNotFoundError
+from .errors import ArgumentError, ModelNotFoundError
 from .preprocess import InputSpec
 
 
@@ -24,11 +24,11 @@ class Model:
 
     def __post_init__(self) -> None:
         if tuple(self.classifier.input_shape) != self.input.shape:
-            raise ValueError(
+            raise ArgumentError(
                 f"the network takes {list(self.classifier.input_shape)} but the input spec describes {list(self.input.shape)}"
             )
         if self.class_names is not None and len(self.class_names) != self.classifier.num_classes:
-            raise ValueError(
+            raise ArgumentError(
                 f"{len(self.class_names)} class names given for a network with {self.classifier.num_classes} classes"
             )
 
@@ -75,7 +75,7 @@ def load_model(
         zoo.get(name)  # raises with the closest known names
     clf = load_classifier(name_or_prototxt, weights, backend=backend, device=device)
     if input_spec is None:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}: not a zoo model, so say what input it expects: input_spec=InputSpec(size=..., mean=..., channel_order=...)"
         )
     label_set = "imagenet" if clf.num_classes == 1000 else None

@@ -12,11 +12,11 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 
-from .errors import ImageFormatError
+from .errors import ArgumentError, ImageFormatError
 
 ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
 
@@ -45,16 +45,16 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         if self.channel_order not in ("BGR", "RGB", "GREY"):
-            raise ValueError(f"expected channel_order 'BGR', 'RGB' or 'GREY', got {self.channel_order!r}")
+            raise ArgumentError(f"expected channel_order 'BGR', 'RGB' or 'GREY', got {self.channel_order!r}")
         mean = np.asarray(self.mean, dtype=np.float64)
         if mean.ndim == 1 and mean.size != self.channels:
-            raise ValueError(f"expected {self.channels} per-channel means, got {mean.size}")
+            raise ArgumentError(f"expected {self.channels} per-channel means, got {mean.size}")
         if mean.ndim == 3 and (mean.shape[0] != self.channels or mean.shape[1] < self.size[0] or mean.shape[2] < self.size[1]):
-            raise ValueError(
+            raise ArgumentError(
                 f"mean image of shape {list(mean.shape)} does not cover a {self.channels} x {self.size[0]} x {self.size[1]} input"
             )
         if mean.ndim not in (1, 3):
-            raise ValueError(f"expected per-channel means or a C x H x W mean image, got shape {list(mean.shape)}")
+            raise ArgumentError(f"expected per-channel means or a C x H x W mean image, got shape {list(mean.shape)}")
 
     @property
     def channels(self) -> int:
@@ -154,7 +154,7 @@ def fit(image: np.ndarray, spec: InputSpec) -> np.ndarray:
             image = resize(image, (h, w), order=spec.interpolation, anti_aliasing=True, mode="edge")
         else:
             if spec.resize < max(h, w):
-                raise ValueError(f"resize {spec.resize} is smaller than the input size {h} x {w}")
+                raise ArgumentError(f"resize {spec.resize} is smaller than the input size {h} x {w}")
             s = spec.resize / min(image.shape[:2])
             new = (max(h, round(image.shape[0] * s)), max(w, round(image.shape[1] * s)))
             image = resize(image, new, order=spec.interpolation, anti_aliasing=s < 1, mode="edge")
@@ -172,7 +172,7 @@ def fit(image: np.ndarray, spec: InputSpec) -> np.ndarray:
 def image_to_blob(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     """An image at the input size (from :func:`fit`) to a C x H x W float32 blob."""
     if image.shape[:2] != spec.size or image.shape[2] != spec.channels:
-        raise ValueError(
+        raise ArgumentError(
             f"expected an image of {spec.size[0]} x {spec.size[1]} x {spec.channels}, got {list(image.shape)}"
         )
     chw = image.transpose(2, 0, 1)
@@ -221,7 +221,3 @@ def save_image(image: np.ndarray, path: "str | os.PathLike[str]") -> None:
     except (OSError, ValueError) as e:
         raise ImageFormatError(f"{p}: cannot save the image ({type(e).__name__}: {e})") from None
 
-
-def prepare(sources: Sequence[ImageLike], spec: InputSpec) -> list[np.ndarray]:
-    """Load and fit several images."""
-    return [fit(load_image(s), spec) for s in sources]

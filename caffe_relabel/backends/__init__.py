@@ -11,7 +11,7 @@ import importlib.util
 import os
 from typing import Callable, Optional
 
-from ..errors import BackendUnavailableError
+from ..errors import ArgumentError, BackendUnavailableError
 from .base import Classifier, LossGradient, softmax_cross_entropy_grad
 
 # Backend name -> "module:class"; a new backend joins here.
@@ -23,7 +23,7 @@ BACKENDS: dict[str, str] = {
 
 def _backend_class(name: str) -> Callable[..., Classifier]:
     if name not in BACKENDS:
-        raise ValueError(f"expected backend 'auto' or one of {', '.join(BACKENDS)}, got {name!r}")
+        raise ArgumentError(f"expected backend 'auto' or one of {', '.join(BACKENDS)}, got {name!r}")
     module, _, cls = BACKENDS[name].partition(":")
     try:
         return getattr(importlib.import_module(module), cls)

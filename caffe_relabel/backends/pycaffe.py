@@ -130,10 +130,10 @@ class PycaffeClassifier(Classifier):
             # Backpropagate from the logits: p - onehot is exact, while going
             # through Softmax from -1/p loses precision when p is small.
             self._logits = self.net.bottom_names[self._layer_names[producer]][0]
-            self._backward_start = producer - 1
+            self._backward_start = self._layer_names[producer - 1] if producer > 0 else None
         else:
             self._logits = self._output
-            self._backward_start = len(self._layer_names) - 1
+            self._backward_start = self._layer_names[-1]
         shape = tuple(self.net.blobs[self._input].data.shape[1:])
         if len(shape) != 3:
             raise ModelFormatError(f"{self.prototxt}: expected a C x H x W input blob, got shape {list(shape)}")
@@ -164,7 +164,7 @@ class PycaffeClassifier(Classifier):
             blob.reshape(*x.shape)
             self.net.reshape()
         blob.data[...] = x
-        self.net._forward(0, len(self._layer_names) - 1)
+        self.net.forward()
 
     def _probs(self) -> np.ndarray:
         out = self.net.blobs[self._output].data.reshape(self.net.blobs[self._output].data.shape[0], -1)
@@ -186,7 +186,8 @@ class PycaffeClassifier(Classifier):
         loss, dlogits = softmax_cross_entropy_grad(probs, t)
         logits = self.net.blobs[self._logits]
         logits.diff[...] = dlogits.reshape(logits.diff.shape)
-        self.net._backward(self._backward_start, 0)
+        if self._backward_start is not None:  # None: the Softmax reads the input itself, d/dx = d/dlogits
+            self.net.backward(start=self._backward_start)
         grad = self.net.blobs[self._input].diff.copy()
         return LossGradient(probs=probs, loss=loss, grad=grad)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .efficientnet_lite0 import INFO as EFFICIENTNET_LITE0
-from .efficientnet_lite0 import ModelInfo, convert_efficientnet_lite0
+from .efficientnet_lite0 import convert_efficientnet_lite0
+from .efficientnet_lite0_arch import INFO as EFFICIENTNET_LITE0
+from .efficientnet_lite0_arch import ModelInfo
 
 # Model name -> (converter writing into a folder, metadata); a new converter joins here.
 CONVERTERS: dict[str, tuple[Callable[[Path], tuple[Path, Path]], ModelInfo]] = {

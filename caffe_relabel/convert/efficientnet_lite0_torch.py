@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelFormatError, ModelNotFoundError
-from .efficientnet_lite0 import (
+from .efficientnet_lite0_arch import (
     BN_EPS,
     HEAD_CHANNELS,
     INFO,

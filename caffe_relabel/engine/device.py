@@ -19,7 +19,7 @@ from typing import Iterator
 
 import torch
 
-from ..errors import BackendUnavailableError
+from ..errors import ArgumentError, BackendUnavailableError
 
 MODES = ("faithful", "fast", "fast-bf16")
 
@@ -32,9 +32,9 @@ def resolve_device(device: "str | torch.device") -> torch.device:
     try:
         dev = torch.device(text)
     except RuntimeError:
-        raise ValueError(f"expected device 'cpu', 'cuda', 'cuda:N' or 'gpu:N', got {device!r}") from None
+        raise ArgumentError(f"expected device 'cpu', 'cuda', 'cuda:N' or 'gpu:N', got {device!r}") from None
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"expected device 'cpu', 'cuda', 'cuda:N' or 'gpu:N', got {device!r}")
+        raise ArgumentError(f"expected device 'cpu', 'cuda', 'cuda:N' or 'gpu:N', got {device!r}")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise BackendUnavailableError(f"device {device!r}: this torch build sees no CUDA device")
@@ -49,7 +49,7 @@ def resolve_device(device: "str | torch.device") -> torch.device:
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"expected mode {' or '.join(repr(m) for m in MODES)}, got {mode!r}")
+        raise ArgumentError(f"expected mode {' or '.join(repr(m) for m in MODES)}, got {mode!r}")
     return mode
 
 

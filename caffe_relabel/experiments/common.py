@@ -9,11 +9,15 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..model import Model, load_model
+from ..settings import RelabelSettings
 
 #: A model given by zoo name, "random:<zoo name>" (seeded random weights), or already loaded.
 ModelRef = Union[str, Model]
 
 RANDOM_PREFIX = "random:"
+
+#: The experiments of Sections 3 and 4 iterate until the target label is reached, with no cap.
+UNCAPPED = RelabelSettings(max_distortion=None)
 
 
 def open_model(model: ModelRef, backend: str = "auto") -> Model:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import BackendUnavailableError
+from ..errors import ArgumentError, BackendUnavailableError
 from .store import MergeResult, merge_stores
 from .sweep import SweepResult, run_sweep
 
@@ -46,9 +46,9 @@ def run_sweep_dask(
     except ImportError as e:
         raise BackendUnavailableError(f"dask dispatch needs the dask extra (pip install 'dask[distributed]'): {e}") from None
     if shards < 1:
-        raise ValueError(f"expected shards >= 1, got {shards}")
+        raise ArgumentError(f"expected shards >= 1, got {shards}")
     if not isinstance(sweep_options.get("model", "digits"), str):
-        raise ValueError("expected the model as a name: each worker loads its own copy")
+        raise ArgumentError("expected the model as a name: each worker loads its own copy")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     futures = [
         client.submit(run_sweep, shard_store(out_dir, i, shards), shard=(i, shards), pure=False, **sweep_options)

@@ -14,12 +14,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .. import plots
+from . import plots
 from ..distortion import blob_distortion
 from ..model import Model
 from ..preprocess import image_to_blob
 from ..relabel import Relabeller, RelabelResult
-from .common import ModelRef, open_model
+from ..settings import RelabelSettings
+from .common import UNCAPPED, ModelRef, open_model
 from .sources import load_sources
 from .sweep import plan_pairs
 from .transfer_models import DIGITS_MLP, open_classifier
@@ -76,11 +77,8 @@ def run_limitations(
     out_dir: "str | os.PathLike[str]" = "results",
     sources: "Optional[str | os.PathLike[str]]" = None,
     n: int = 20,
+    settings: RelabelSettings = UNCAPPED,
     seed: int = 0,
-    alpha: float = 50.0,
-    max_distortion: Optional[float] = None,
-    max_iter: int = 1000,
-    batch_size: int = 8,
     shift: Optional[int] = None,
     transfer_to: Optional[str] = None,
     backend: str = "auto",
@@ -90,7 +88,7 @@ def run_limitations(
     rng = np.random.default_rng(seed)
     pool = plan_pairs(load_sources(net, sources, seed=seed), net.classifier.num_classes, seed=seed)
     jobs = [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
-    relabeller = Relabeller(net, alpha=alpha, max_distortion=max_distortion, max_iter=max_iter, batch_size=batch_size)
+    relabeller = Relabeller(net, settings)
     results = relabeller.run_batch([s.image for s, _ in jobs], [t for _, t in jobs])
     ok = [r for r in results if r.success]
     shift = shift if shift is not None else max(1, round(net.input.size[1] * 4 / 224))

@@ -14,11 +14,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .. import plots
-from ..errors import CaffeRelabelError
+from . import plots
+from ..errors import ArgumentError, CaffeRelabelError
 from ..model import Model
 from ..relabel import Relabeller, RelabelResult
-from .common import ModelRef, Stats, entropy, open_model
+from ..settings import RelabelSettings
+from .common import UNCAPPED, ModelRef, Stats, entropy, open_model
 from .sources import Source, by_class, load_sources
 from .sweep import plan_pairs
 
@@ -63,13 +64,9 @@ def run_examples(
     sources: "Optional[str | os.PathLike[str]]" = None,
     classes: Optional[Sequence["int | str"]] = None,
     n: int = 30,
+    settings: RelabelSettings = UNCAPPED,
     seed: int = 0,
-    alpha: float = 50.0,
-    max_distortion: Optional[float] = None,
-    max_iter: int = 1000,
-    batch_size: int = 8,
     backend: str = "auto",
-    confidence: float = 0.0,
 ) -> ExamplesResult:
     """Swap the labels of two exemplars (of ``classes``, or two random ones) and relabel ``n`` random pairs."""
     net = open_model(model, backend)
@@ -79,12 +76,11 @@ def run_examples(
     pool = plan_pairs(srcs, net.classifier.num_classes, seed=seed)
     picks = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     jobs = [(a, b.label), (b, a.label)] + [pool[i] for i in sorted(picks)]
-    relabeller = Relabeller(net, alpha=alpha, max_distortion=max_distortion, max_iter=max_iter, batch_size=batch_size,
-                            confidence=confidence)
+    relabeller = Relabeller(net, settings)
     results = relabeller.run_batch([s.image for s, _ in jobs], [t for _, t in jobs])
     examples = [_example(s, r) for (s, _), r in zip(jobs, results)]
     # Runs that must reach a confident target get their own figures.
-    tag = f"{net.name}_conf{confidence:g}" if confidence else net.name
+    tag = f"{net.name}_conf{settings.confidence:g}" if settings.confidence else net.name
     runs, runs_results = examples[2:], results[2:]
     ok = [r for r in runs_results if r.success]
     out = Path(out_dir)
@@ -111,7 +107,7 @@ def _pick_pair(net: Model, srcs: list[Source], classes: Optional[Sequence["int |
         chosen = rng.choice(sorted(groups), size=2, replace=False)
     else:
         if len(classes) != 2:
-            raise ValueError(f"expected two classes to swap, got {len(classes)}")
+            raise ArgumentError(f"expected two classes to swap, got {len(classes)}")
         chosen = [net.resolve(c) for c in classes]
         missing = [net.class_name(c) for c in chosen if c not in groups]
         if missing:

@@ -20,7 +20,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..errors import CaffeRelabelError, ModelNotFoundError
+from ..errors import ArgumentError, CaffeRelabelError, ModelNotFoundError
 from ..model import Model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp", ".jpe"}
@@ -111,7 +111,12 @@ def _folder_sources(root: Path, model: Model) -> list[Source]:
 
 def _list_sources(list_file: Path, model: Model) -> list[Source]:
     sources = []
-    for n, line in enumerate(list_file.read_text().splitlines(), 1):
+    try:
+        text = list_file.read_text()
+    except UnicodeDecodeError:
+        raise CaffeRelabelError(f"{list_file}: not UTF-8 text; expected a folder of class subfolders, "
+                                "or a list file of 'path label' lines") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.rsplit(None, 1)
@@ -131,7 +136,7 @@ def _resolve(model: Model, label: str, where: str) -> int:
 
 def _sample_per_class(sources: list[Source], per_class: int, seed: int) -> list[Source]:
     if per_class < 1:
-        raise ValueError(f"expected per_class >= 1, got {per_class}")
+        raise ArgumentError(f"expected per_class >= 1, got {per_class}")
     by_class: dict[int, list[Source]] = defaultdict(list)
     for s in sorted(sources, key=lambda s: s.id):
         by_class[s.label].append(s)

@@ -13,15 +13,16 @@ import contextlib
 import json
 import os
 import sqlite3
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from ..errors import CaffeRelabelError
-from ..relabel import RelabelResult
+from ..errors import ArgumentError, CaffeRelabelError
+from ..relabel import RelabelResult, StopReason
+from ..settings import RelabelSettings
 from .common import top_k
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _COLUMNS_SQL = """
     source TEXT NOT NULL,
@@ -52,22 +53,31 @@ class StoreMismatchError(CaffeRelabelError, ValueError):
 
 @dataclass(frozen=True)
 class StoreIdentity:
-    """What makes two stores' results comparable: the model and every relabelling setting."""
+    """What makes two stores' results comparable: the model, the backend and the relabelling settings, whole."""
 
     model: str
     backend: str
-    alpha: float
-    max_distortion: Optional[float]
-    max_iter: int
-    ensure_uint8: bool
-    clip: bool
+    settings: RelabelSettings
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps({"model": self.model, "backend": self.backend, "settings": self.settings.as_dict()},
+                          sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "StoreIdentity":
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object, got {type(data).__name__}")
+        if "settings" not in data:
+            data = _identity_v1(data)
+        return cls(str(data["model"]), str(data["backend"]), RelabelSettings.from_dict(data["settings"]))
+
+
+def _identity_v1(data: dict) -> dict:
+    """Schema 1 stores kept five settings beside the model; they ran without confidence, in batches of 8."""
+    old = {k: data[k] for k in ("alpha", "max_distortion", "max_iter", "ensure_uint8", "clip")}
+    return {"model": data["model"], "backend": data["backend"],
+            "settings": {**RelabelSettings().as_dict(), **old, "confidence": 0.0}}
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,7 @@ class StoredResult:
     target: int
     source_label: int
     success: bool
-    stop: str
+    stop: StopReason
     iterations: int
     distortion: float
     original_label: int
@@ -105,7 +115,8 @@ class StoredResult:
         values = []
         for f in fields(self):
             v = getattr(self, f.name)
-            values.append(json.dumps(v) if f.name == "top5" else int(v) if isinstance(v, bool) else v)
+            values.append(json.dumps(v) if f.name == "top5" else int(v) if isinstance(v, bool)
+                          else v.value if isinstance(v, StopReason) else v)
         return tuple(values)
 
     @classmethod
@@ -114,6 +125,7 @@ class StoredResult:
         kw["top5"] = json.loads(kw["top5"])
         kw["success"] = bool(kw["success"])
         kw["uint8_success"] = bool(kw["uint8_success"])
+        kw["stop"] = StopReason(kw["stop"])
         return cls(**kw)
 
 
@@ -183,7 +195,7 @@ class SweepStore:
             return wanted
         try:
             have = StoreIdentity.from_json(stored)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, KeyError) as e:
             raise sqlite3.DatabaseError(f"unreadable identity {stored!r}: {e}") from None
         if wanted is not None:
             check_same(have, wanted, str(self.path))
@@ -259,12 +271,18 @@ def _header(path: Path) -> bytes:
         return f.read(16)
 
 
+#: Settings that do not change a result: continuous batching gives every sample the same steps at any batch size.
+_NOT_COMPARED = ("batch_size",)
+
+
 def check_same(have: StoreIdentity, wanted: StoreIdentity, where: str) -> None:
-    """Raise StoreMismatchError naming the first differing setting."""
-    for f in fields(StoreIdentity):
-        a, b = getattr(have, f.name), getattr(wanted, f.name)
-        if a != b:
-            raise StoreMismatchError(f"{where}: made with {f.name}={a!r}, expected {f.name}={b!r}")
+    """Raise StoreMismatchError naming the first differing model, backend or relabelling setting."""
+    pairs = [("model", have.model, wanted.model), ("backend", have.backend, wanted.backend)]
+    a, b = have.settings.as_dict(), wanted.settings.as_dict()
+    pairs += [(name, a[name], b[name]) for name in RelabelSettings.names() if name not in _NOT_COMPARED]
+    for name, x, y in pairs:
+        if x != y:
+            raise StoreMismatchError(f"{where}: made with {name}={x!r}, expected {name}={y!r}")
 
 
 @dataclass(frozen=True)
@@ -280,7 +298,7 @@ class MergeResult:
 def merge_stores(out: "str | os.PathLike[str]", inputs: list["str | os.PathLike[str]"]) -> MergeResult:
     """Combine stores made with one model and one set of settings into ``out``."""
     if not inputs:
-        raise ValueError("expected at least one store to merge, got none")
+        raise ArgumentError("expected at least one store to merge, got none")
     opened = [SweepStore(p) for p in inputs]
     try:
         identity = opened[0].identity

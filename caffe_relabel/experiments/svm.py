@@ -18,12 +18,13 @@ from typing import Optional
 
 import numpy as np
 
-from .. import plots
-from ..errors import CaffeRelabelError
+from . import plots
+from ..errors import ArgumentError, CaffeRelabelError
 from ..model import Model
 from ..preprocess import fit, image_to_blob, load_image
 from ..relabel import Relabeller
-from .common import ModelRef, Stats, open_model
+from ..settings import RelabelSettings
+from .common import UNCAPPED, ModelRef, Stats, open_model
 from .features import definition_path, last_fc_input
 from .sources import Source, by_class, load_sources
 
@@ -57,24 +58,21 @@ def run_svm(
     sets: int = 10,
     n_train: int = 20,
     n_test: int = 30,
+    settings: RelabelSettings = UNCAPPED,
     seed: int = 0,
-    alpha: float = 50.0,
-    max_distortion: Optional[float] = None,
-    max_iter: int = 1000,
-    batch_size: int = 8,
     layer: Optional[str] = None,
     backend: str = "auto",
 ) -> SvmResult:
     """Train and test the SVM on ``sets`` random (target, images) sets."""
     if sets < 1 or n_train < 1 or n_test < 1:
-        raise ValueError(f"expected sets, n_train, n_test >= 1, got {sets}, {n_train}, {n_test}")
+        raise ArgumentError(f"expected sets, n_train, n_test >= 1, got {sets}, {n_train}, {n_test}")
     net = open_model(model, backend)
     layer = layer or last_fc_input(definition_path(net))
     groups = by_class(load_sources(net, sources, seed=seed))
     eligible = [c for c in sorted(groups) if len(groups[c]) >= 2 and len(groups) > 1]
     if not eligible:
         raise CaffeRelabelError("the SVM needs at least two classes with two or more source images each")
-    relabeller = Relabeller(net, alpha=alpha, max_distortion=max_distortion, max_iter=max_iter, batch_size=batch_size)
+    relabeller = Relabeller(net, settings)
     rng = np.random.default_rng(seed)
     results = [_one_set(net, relabeller, groups, int(rng.choice(eligible)), n_train, n_test, layer, rng)
                for _ in range(sets)]

@@ -21,7 +21,9 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .. import __version__
+from ..errors import ArgumentError
 from ..relabel import Relabeller
+from ..settings import RelabelSettings
 from .common import ModelRef, Stats, open_model
 from .sources import Source, load_sources
 from .store import StoreIdentity, StoredResult, SweepStore
@@ -31,16 +33,17 @@ ProgressFn = Callable[[int, int], None]
 
 PAPER_SUCCESS_RATE = 0.987
 PAPER_CAP = 0.01
+PAPER_SETTINGS = RelabelSettings(max_distortion=PAPER_CAP)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` (0 <= i < n) to ``(i, n)``."""
     head, sep, tail = text.partition("/")
     if not (sep and head.strip().isdigit() and tail.strip().isdigit()):
-        raise ValueError(f"--shard: expected i/n such as 0/4, got {text!r}")
+        raise ArgumentError(f"--shard: expected i/n such as 0/4, got {text!r}")
     i, n = int(head), int(tail)
     if not (n >= 1 and 0 <= i < n):
-        raise ValueError(f"--shard: expected 0 <= i < n, got {text!r}")
+        raise ArgumentError(f"--shard: expected 0 <= i < n, got {text!r}")
     return i, n
 
 
@@ -103,20 +106,16 @@ def run_sweep(
     per_class: Optional[int] = None,
     targets: Optional[Sequence[int]] = None,
     targets_per_source: Optional[int] = None,
+    settings: RelabelSettings = PAPER_SETTINGS,
     seed: int = 0,
-    alpha: float = 50.0,
-    max_distortion: Optional[float] = PAPER_CAP,
-    max_iter: int = 1000,
-    batch_size: int = 8,
     shard: tuple[int, int] = (0, 1),
     backend: str = "auto",
     progress: Optional[ProgressFn] = None,
 ) -> SweepResult:
     """Run (or resume) one shard of the all-pairs sweep, storing each result as it finishes."""
     net = open_model(model, backend)
-    relabeller = Relabeller(net, alpha=alpha, max_distortion=max_distortion, max_iter=max_iter, batch_size=batch_size)
-    identity = StoreIdentity(net.name, net.classifier.backend_name, float(alpha), max_distortion, int(max_iter),
-                             False, True)
+    relabeller = Relabeller(net, settings)
+    identity = StoreIdentity(net.name, net.classifier.backend_name, relabeller.settings)
     srcs = load_sources(net, sources, per_class, seed)
     index, shards = shard
     planned = [(s, t) for s, t in plan_pairs(srcs, net.classifier.num_classes, targets, targets_per_source, seed)
@@ -154,7 +153,7 @@ def summarize_store(db: SweepStore) -> SweepSummary:
     n = len(rows)
     return SweepSummary(
         model=db.identity.model,
-        max_distortion=db.identity.max_distortion,
+        max_distortion=db.identity.settings.max_distortion,
         pairs=n,
         successes=len(ok),
         success_rate=len(ok) / n if n else float("nan"),

@@ -13,10 +13,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .. import plots
+from . import plots
 from ..model import Model
 from ..relabel import Relabeller, RelabelResult
-from .common import ModelRef, Stats, open_model
+from ..errors import ArgumentError
+from ..settings import RelabelSettings
+from .common import UNCAPPED, ModelRef, Stats, open_model
 
 PAPER_DISTORTION = 0.03
 NOISE_MEAN = 0.5
@@ -46,22 +48,19 @@ def run_synthesis(
     targets: Optional[Sequence["int | str"]] = None,
     n_targets: Optional[int] = None,
     sigma: float = 0.2,
+    settings: RelabelSettings = UNCAPPED,
     seed: int = 0,
-    alpha: float = 50.0,
-    max_distortion: Optional[float] = None,
-    max_iter: int = 1000,
-    batch_size: int = 8,
     backend: str = "auto",
 ) -> SynthesisResult:
     """Relabel one noise image per target (every class, ``targets``, or ``n_targets`` sampled)."""
     if not sigma > 0:
-        raise ValueError(f"expected sigma > 0, got {sigma}")
+        raise ArgumentError(f"expected sigma > 0, got {sigma}")
     net = open_model(model, backend)
     classes = [net.resolve(t) for t in targets] if targets is not None else list(range(net.classifier.num_classes))
     if n_targets is not None and n_targets < len(classes):
         classes = sorted(np.random.default_rng(seed).choice(classes, size=n_targets, replace=False).tolist())
     images = [noise_image(net, seed + i, sigma) for i in range(len(classes))]
-    relabeller = Relabeller(net, alpha=alpha, max_distortion=max_distortion, max_iter=max_iter, batch_size=batch_size)
+    relabeller = Relabeller(net, settings)
     results = relabeller.run_batch(images, classes)
     ok = [r for r in results if r.success]
     # Show one that actually moved: noise can already carry its target.

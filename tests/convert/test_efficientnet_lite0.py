@@ -14,6 +14,7 @@ import pytest
 
 import caffe_relabel.convert
 from caffe_relabel.convert import efficientnet_lite0 as eff
+from caffe_relabel.convert import efficientnet_lite0_arch as arch
 from caffe_relabel.convert.__main__ import main
 from caffe_relabel.errors import BackendUnavailableError, ModelFormatError, ModelNotFoundError, WeightsMismatchError
 from caffe_relabel.proto import NetParameter, read_net, read_weights, weights_by_layer
@@ -290,7 +291,7 @@ def test_same_conv_layers_match_pytorch(tmp_path, size, kernel, stride, depthwis
 
 
 def _fake_state() -> dict[str, np.ndarray]:
-    return {k: np.ones(s, dtype=np.float32) for k, s in eff.expected_shapes().items()}
+    return {k: np.ones(s, dtype=np.float32) for k, s in arch.expected_shapes().items()}
 
 
 def test_state_dict_shapes_are_complete():

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from caffe_relabel import RelabelSettings
 from caffe_relabel.backends import pycaffe_available
 
 # 10 sources (one per digit) x 4 targets, less their own class: 36 pairs, a few seconds.
-SWEEP = dict(model="digits", per_class=1, targets=[0, 3, 5, 8], max_distortion=0.1, batch_size=16, seed=0)
+SWEEP = dict(model="digits", per_class=1, targets=[0, 3, 5, 8], settings=RelabelSettings(max_distortion=0.1, batch_size=16),
+             seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from caffe_relabel import RelabelSettings
 from caffe_relabel.errors import CaffeRelabelError
 from caffe_relabel.experiments.features import last_fc_input
 from caffe_relabel.experiments.limitations import _crop, _translate, run_limitations
@@ -15,7 +16,7 @@ from caffe_relabel.experiments.synthesis import noise_image, run_synthesis
 from caffe_relabel.paths import repo_prototxt
 from caffe_relabel.testmodels import DIGITS_PROTOTXT
 
-FAST = dict(batch_size=32, max_distortion=0.2)
+FAST = dict(settings=RelabelSettings(batch_size=32, max_distortion=0.2))
 
 
 def _png(path) -> bool:
@@ -33,7 +34,7 @@ def test_examples_swap_two_classes_and_report_spread(tmp_path, digits_model):
 
 def test_confident_examples_lower_the_uncertainty(tmp_path, digits_model):
     plain = run_examples(digits_model, tmp_path, classes=["3", "8"], n=4, **FAST)
-    sure = run_examples(digits_model, tmp_path, classes=["3", "8"], n=4, confidence=0.9, **FAST)
+    sure = run_examples(digits_model, tmp_path, classes=["3", "8"], n=4, settings=FAST["settings"].replace(confidence=0.9))
     assert sure.entropy_after.mean < plain.entropy_after.mean
     assert sure.iterations.mean >= plain.iterations.mean
     assert sure.figure2 != plain.figure2 and _png(sure.figure2) and _png(plain.figure2)

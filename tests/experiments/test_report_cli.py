@@ -8,7 +8,7 @@ import re
 import pytest
 
 from caffe_relabel.experiments.__main__ import main
-from caffe_relabel.report import SETTINGS, build_report
+from caffe_relabel.experiments.report import SETTINGS, build_report
 
 TINY = {
     "examples": dict(n=2), "sweep": dict(per_class=1, targets_per_source=1, caps=(0.2,)), "synthesis": dict(n_targets=2),

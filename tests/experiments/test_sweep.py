@@ -12,12 +12,13 @@ from dataclasses import replace
 
 import pytest
 
+from caffe_relabel import RelabelSettings
 from caffe_relabel.experiments.sources import Source
 from caffe_relabel.experiments.store import StoreIdentity, StoredResult, StoreMismatchError, SweepStore, merge_stores
 from caffe_relabel.experiments.sweep import parse_shard, plan_pairs, run_sweep, shard_of, summarize
 from tests.experiments.conftest import SWEEP
 
-IDENTITY = StoreIdentity("digits", "pycaffe", 50.0, 0.1, 1000, False, True)
+IDENTITY = StoreIdentity("digits", "pycaffe", RelabelSettings(max_distortion=0.1))
 
 
 def _rows(path) -> dict:
@@ -47,7 +48,7 @@ def _stored(path) -> int:
 
 def test_a_killed_sweep_resumes_losing_and_repeating_nothing(tmp_path, reference_sweep):
     store = tmp_path / "sweep.sqlite"
-    code = f"from caffe_relabel.experiments.sweep import run_sweep; run_sweep({str(store)!r}, **{SWEEP!r})"
+    code = f"from caffe_relabel import RelabelSettings; from caffe_relabel.experiments.sweep import run_sweep; run_sweep({str(store)!r}, **{SWEEP!r})"
     child = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, GLOG_minloglevel="2"))
     try:
         deadline = time.monotonic() + 120
@@ -114,7 +115,7 @@ def _row(source="a", target=1) -> StoredResult:
 def test_merge_refuses_mismatched_settings(tmp_path):
     with SweepStore(tmp_path / "a.sqlite", IDENTITY) as db:
         db.add(_row())
-    with SweepStore(tmp_path / "b.sqlite", replace(IDENTITY, max_distortion=0.01)) as db:
+    with SweepStore(tmp_path / "b.sqlite", replace(IDENTITY, settings=IDENTITY.settings.replace(max_distortion=0.01))) as db:
         db.add(_row("b"))
     with pytest.raises(StoreMismatchError, match="max_distortion=0.01, expected max_distortion=0.1"):
         merge_stores(tmp_path / "m.sqlite", [tmp_path / "a.sqlite", tmp_path / "b.sqlite"])
@@ -126,7 +127,7 @@ def test_merge_refuses_mismatched_settings(tmp_path):
 
 def test_a_store_refuses_a_run_with_other_settings(tmp_path, digits_model):
     store = tmp_path / "s.sqlite"
-    with SweepStore(store, replace(IDENTITY, alpha=10.0)):
+    with SweepStore(store, replace(IDENTITY, settings=IDENTITY.settings.replace(alpha=10.0))):
         pass
     with pytest.raises(StoreMismatchError, match="alpha"):
         run_sweep(store, digits_model, per_class=1, targets=[0])

@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caffe_relabel import cli
+from caffe_relabel import RelabelSettings, cli
 from caffe_relabel.errors import CaffeRelabelError
 from caffe_relabel.experiments.store import StoredResult, StoreIdentity, SweepStore
 from tests.fuzz.conftest import COUNTS, EXAMPLES
 from tests.fuzz.mutate import mutate_bytes
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-IDENTITY = StoreIdentity("digits", "engine", 50.0, 0.01, 100, False, True)
+IDENTITY = StoreIdentity("digits", "engine", RelabelSettings(max_iter=100))
 ROWS = 300
 
 

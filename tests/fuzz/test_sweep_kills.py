@@ -12,12 +12,14 @@ import time
 
 import pytest
 
+from caffe_relabel import RelabelSettings
 from caffe_relabel.backends import pycaffe_available
 
 pytestmark = pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built")
 
 # 150 sources x 4 targets less their own class: 540 pairs, long enough to be hit many times.
-SWEEP = dict(model="digits", per_class=15, targets=[0, 3, 5, 8], max_distortion=0.1, batch_size=8, seed=0)
+SWEEP = dict(model="digits", per_class=15, targets=[0, 3, 5, 8], settings=RelabelSettings(max_distortion=0.1, batch_size=8),
+             seed=0)
 KILLS = int(os.environ.get("SWEEP_KILLS", "20"))
 
 
@@ -47,7 +49,7 @@ def test_sweep_survives_repeated_kills(tmp_path):
     want = _rows(reference)
 
     store = tmp_path / "killed.sqlite"
-    code = f"from caffe_relabel.experiments.sweep import run_sweep; run_sweep({str(store)!r}, **{SWEEP!r})"
+    code = f"from caffe_relabel import RelabelSettings; from caffe_relabel.experiments.sweep import run_sweep; run_sweep({str(store)!r}, **{SWEEP!r})"
     rng = random.Random(0)
     counts, kills = [], 0
     while kills < KILLS:

@@ -1,4 +1,4 @@
-"""The `experiment NAME` and `report` subcommands of `caffe-relabel`.
+"""The `experiment NAME` and `report` commands of `caffe-relabel` and `python -m caffe_relabel.experiments`.
 
 ``register(subparsers)`` adds them to the main parser; each handler returns
 an exit code and raises the library's errors, which the main command turns
@@ -15,38 +15,38 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import Stats
+from ..errors import ArgumentError
+from ..experiments.common import Stats
+from .exits import EXIT_OK
+from .options import add_relabel_options, finite_float, natural_int, positive_float, positive_int, settings_from
 
 EXPERIMENTS = ("examples", "sweep", "merge", "summary", "synthesis", "svm", "limitations")
 
 
 def _int_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from .sweep import parse_shard
+    from ..experiments.sweep import parse_shard
 
     try:
         return parse_shard(text)
-    except ValueError as e:  # argparse then reports our message as a usage error
+    except ArgumentError as e:  # argparse then reports our message as a usage error
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _cap(value: float) -> Optional[float]:
-    return None if value <= 0 else value
-
-
-def _relabel_args(p: argparse.ArgumentParser, cap: float) -> None:
+def _relabel_args(p: argparse.ArgumentParser, cap: Optional[float]) -> None:
     g = p.add_argument_group("relabelling")
     g.add_argument("--model", "-m", default="digits",
                    help="zoo model name or random:<zoo name> (seeded random weights); default digits")
     g.add_argument("--out", default="results", help="folder for figures and stores (default results)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--alpha", type=float, default=50.0, help="step: alpha/255 grey levels per iteration (default 50)")
-    g.add_argument("--max-distortion", type=float, default=cap, help=f"distortion cap, 0 = none (default {cap:g})")
-    g.add_argument("--max-iter", type=int, default=1000)
-    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--seed", type=natural_int, default=0)
+    add_relabel_options(g, cap)
+    g.add_argument("--batch-size", type=positive_int, default=8)
     g.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
     g.add_argument("--json", action="store_true", help="print the result as JSON")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -63,11 +63,11 @@ def register(subparsers: Any) -> None:
     names = exp.add_subparsers(dest="experiment", required=True, parser_class=type(exp))
 
     p = names.add_parser("examples", help="Section 3, Figures 1-2: swap two labels; distortion over N relabellings")
-    _relabel_args(p, 0.0)
+    _relabel_args(p, None)
     _sources_arg(p)
     p.add_argument("--classes", type=_int_list, help="the two classes to swap, e.g. 3,8 (default: two at random)")
-    p.add_argument("--n", type=int, default=30, help="relabellings for the statistics (default 30)")
-    p.add_argument("--confidence", type=float, default=0.0,
+    p.add_argument("--n", type=positive_int, default=30, help="relabellings for the statistics (default 30)")
+    p.add_argument("--confidence", type=finite_float, default=0.0,
                    help="success also needs the target's probability to reach this (default 0: top-1 is enough)")
     p.set_defaults(func=cmd_examples)
 
@@ -75,13 +75,13 @@ def register(subparsers: Any) -> None:
     _relabel_args(p, 0.01)
     _sources_arg(p)
     p.add_argument("--store", help="SQLite results file (default OUT/sweep.sqlite, or one per shard with --dask)")
-    p.add_argument("--per-class", type=int, help="exemplars per class (the paper: 10)")
+    p.add_argument("--per-class", type=positive_int, help="exemplars per class (the paper: 10)")
     p.add_argument("--targets", type=_int_list, help="only these target classes, e.g. 0,3,5")
-    p.add_argument("--targets-per-source", type=int, help="a seeded sample of this many targets per source")
+    p.add_argument("--targets-per-source", type=positive_int, help="a seeded sample of this many targets per source")
     p.add_argument("--shard", default="0/1", type=_shard, help="run shard i of n (0 <= i < n), e.g. 2/8 (default 0/1)")
     p.add_argument("--dask", metavar="SCHEDULER",
                    help="run --shards shards on a Dask cluster: a scheduler address, or 'local' (needs the dask extra)")
-    p.add_argument("--shards", type=int, default=2, help="shards for --dask (default 2)")
+    p.add_argument("--shards", type=positive_int, default=2, help="shards for --dask (default 2)")
     p.set_defaults(func=cmd_sweep)
 
     p = names.add_parser("merge", help="combine sweep stores made with one model and one set of settings")
@@ -96,26 +96,26 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_summary)
 
     p = names.add_parser("synthesis", help="Section 3.2, Figure 4: relabel Gaussian noise")
-    _relabel_args(p, 0.0)
+    _relabel_args(p, None)
     p.add_argument("--targets", type=_int_list, help="target classes (default every class)")
-    p.add_argument("--n-targets", type=int, help="a seeded sample of this many targets")
-    p.add_argument("--sigma", type=float, default=0.2, help="noise std around mid-grey (default 0.2)")
+    p.add_argument("--n-targets", type=positive_int, help="a seeded sample of this many targets")
+    p.add_argument("--sigma", type=positive_float, default=0.2, help="noise std around mid-grey (default 0.2)")
     p.set_defaults(func=cmd_synthesis)
 
     p = names.add_parser("svm", help="Section 4: an RBF SVM tells relabelled from true images")
-    _relabel_args(p, 0.0)
+    _relabel_args(p, None)
     _sources_arg(p)
-    p.add_argument("--sets", type=int, default=10)
-    p.add_argument("--n-train", type=int, default=20, help="per kind (default 20)")
-    p.add_argument("--n-test", type=int, default=30, help="per kind (default 30)")
+    p.add_argument("--sets", type=positive_int, default=10)
+    p.add_argument("--n-train", type=positive_int, default=20, help="per kind (default 20)")
+    p.add_argument("--n-test", type=positive_int, default=30, help="per kind (default 30)")
     p.add_argument("--layer", help="feature blob (default: the bottom of the last InnerProduct)")
     p.set_defaults(func=cmd_svm)
 
     p = names.add_parser("limitations", help="Section 3.1 limits: crop/shift/mirror, transfer, first-gradient ablation")
-    _relabel_args(p, 0.0)
+    _relabel_args(p, None)
     _sources_arg(p)
-    p.add_argument("--n", type=int, default=20, help="relabellings (default 20)")
-    p.add_argument("--shift", type=int, help="translation in pixels (default 4 per 224)")
+    p.add_argument("--n", type=positive_int, default=20, help="relabellings (default 20)")
+    p.add_argument("--shift", type=positive_int, help="translation in pixels (default 4 per 224)")
     p.add_argument("--transfer-to", help="second model (zoo name, random:<name>, or digits-mlp)")
     p.set_defaults(func=cmd_limitations)
 
@@ -125,15 +125,14 @@ def register(subparsers: Any) -> None:
                    help="one or more models (default: every offline model present: digits, efficientnet_lite0)")
     p.add_argument("--quick", action="store_true", help="small settings: minutes on a CPU")
     _sources_arg(p)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=cmd_report)
 
 
 def _common(args: argparse.Namespace) -> dict:
-    return dict(model=args.model, seed=args.seed, alpha=args.alpha, max_distortion=_cap(args.max_distortion),
-                max_iter=args.max_iter, batch_size=args.batch_size, backend=args.backend)
+    return dict(model=args.model, seed=args.seed, backend=args.backend, settings=settings_from(args))
 
 
 def _plain(value: Any) -> Any:
@@ -192,22 +191,22 @@ class _Bar:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    from .relabel_examples import run_examples
+    from ..experiments.relabel_examples import run_examples
 
-    _print(run_examples(out_dir=args.out, sources=args.sources, classes=args.classes, n=args.n,
-                        confidence=args.confidence, **_common(args)), args.json)
-    return _ok()
+    _print(run_examples(out_dir=args.out, sources=args.sources, classes=args.classes, n=args.n, **_common(args)),
+           args.json)
+    return EXIT_OK
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from ..experiments.sweep import run_sweep
 
     options = dict(sources=args.sources, per_class=args.per_class,
                    targets=[int(t) for t in args.targets] if args.targets else None,
                    targets_per_source=args.targets_per_source, **_common(args))
     if args.dask:
         _print(_sweep_dask(args, options), args.json)
-        return _ok()
+        return EXIT_OK
     bar = _Bar("sweep", args.quiet or args.json)
     try:
         result = run_sweep(args.store or Path(args.out) / "sweep.sqlite", shard=args.shard,
@@ -215,11 +214,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     _print(result, args.json)
-    return _ok()
+    return EXIT_OK
 
 
 def _sweep_dask(args: argparse.Namespace, options: dict) -> Any:
-    from .dask_sweep import run_sweep_dask
+    from ..experiments.dask_sweep import run_sweep_dask
 
     try:
         import distributed
@@ -242,47 +241,47 @@ def _sweep_dask(args: argparse.Namespace, options: dict) -> Any:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from .store import merge_stores
+    from ..experiments.store import merge_stores
 
     _print(merge_stores(args.output, args.stores), args.json)
-    return _ok()
+    return EXIT_OK
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from .sweep import summarize
+    from ..experiments.sweep import summarize
 
     _print(summarize(args.store), args.json)
-    return _ok()
+    return EXIT_OK
 
 
 def cmd_synthesis(args: argparse.Namespace) -> int:
-    from .synthesis import run_synthesis
+    from ..experiments.synthesis import run_synthesis
 
     _print(run_synthesis(out_dir=args.out, targets=args.targets, n_targets=args.n_targets, sigma=args.sigma,
                          **_common(args)), args.json)
-    return _ok()
+    return EXIT_OK
 
 
 def cmd_svm(args: argparse.Namespace) -> int:
-    from .svm import run_svm
+    from ..experiments.svm import run_svm
 
     _print(run_svm(out_dir=args.out, sources=args.sources, sets=args.sets, n_train=args.n_train, n_test=args.n_test,
                    layer=args.layer, **_common(args)), args.json)
-    return _ok()
+    return EXIT_OK
 
 
 def cmd_limitations(args: argparse.Namespace) -> int:
-    from .limitations import run_limitations
+    from ..experiments.limitations import run_limitations
 
     _print(run_limitations(out_dir=args.out, sources=args.sources, n=args.n, shift=args.shift,
                            transfer_to=args.transfer_to, **_common(args)), args.json)
-    return _ok()
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..report import build_report
+    from ..experiments.report import build_report
 
     from .. import zoo
 
@@ -303,11 +302,4 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(result.markdown)
     print(result.html)
     # An experiment the model's data cannot support is reported as not run, not as a failure.
-    return _ok()
-
-
-# Exit codes live in the main command's module, which imports this one: look them up when needed.
-def _ok() -> int:
-    from ..cli import EXIT_OK
-
     return EXIT_OK

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from . import __version__
-from .errors import CaffeRelabelError
-from .experiments import limitations, relabel_examples, svm, synthesis
-from .experiments import sweep as sweep_mod
-from .experiments.common import Stats, open_model
+from .. import __version__
+from ..errors import CaffeRelabelError
+from ..settings import RelabelSettings
+from . import limitations, plots, relabel_examples, svm, synthesis
+from . import sweep as sweep_mod
+from .common import UNCAPPED, Stats, open_model
+from .store import SweepStore
 
 #: note(message): told when each experiment starts.
 NoteFn = Callable[[str], None]
@@ -112,14 +114,15 @@ def _run_model(model: str, out: Path, quick: bool, sources: "Optional[str | os.P
     label_set = net.label_set if net.label_set in ("digits", "imagenet") else "imagenet"
     settings = SETTINGS[(label_set, quick)]
     batch = batch_size or (32 if label_set == "digits" else 4)
-    common = dict(sources=sources, batch_size=batch)
+    common = dict(sources=sources)
+    relabel = UNCAPPED.replace(batch_size=batch)
     data = f"{model}, {'offline default set' if sources is None else sources}"
     runners = {
-        "examples": lambda: _examples(net, out, settings["examples"], common, data),
-        "sweep": lambda: _sweep(net, out, settings["sweep"], common, data),
-        "synthesis": lambda: _synthesis(net, out, settings["synthesis"], common, data),
-        "svm": lambda: _svm(net, out, settings["svm"], common, data),
-        "limitations": lambda: _limitations(net, out, settings["limitations"], common, data),
+        "examples": lambda: _examples(net, out, settings["examples"], common, relabel, data),
+        "sweep": lambda: _sweep(net, out, settings["sweep"], common, relabel, data),
+        "synthesis": lambda: _synthesis(net, out, settings["synthesis"], relabel),
+        "svm": lambda: _svm(net, out, settings["svm"], common, relabel, data),
+        "limitations": lambda: _limitations(net, out, settings["limitations"], common, relabel, data),
     }
     for name, run in runners.items():
         if note is not None:
@@ -133,9 +136,10 @@ def _run_model(model: str, out: Path, quick: bool, sources: "Optional[str | os.P
         result.figures += figures
 
 
-def _examples(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Claim], list[Path]]:
-    r = relabel_examples.run_examples(net, out, n=s["n"], **common)
-    cmd = command("examples", net.name, out, n=s["n"], **common)
+def _examples(net, out: Path, s: dict, common: dict, relabel: RelabelSettings,
+              data: str) -> tuple[list[Claim], list[Path]]:
+    r = relabel_examples.run_examples(net, out, n=s["n"], settings=relabel, **common)
+    cmd = command("examples", net.name, out, n=s["n"], batch_size=relabel.batch_size, **common)
     a, b = r.swapped
     claims = [
         Claim(f"Mean distortion over {s['n']} relabellings (uncapped)", f"{relabel_examples.PAPER_MEAN_DISTORTION}",
@@ -148,8 +152,8 @@ def _examples(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Cl
     ]
     # The paper's relabelled images are confident (its Figure 2); it does not
     # say when it stopped. Asking for a probable target shows the cost of that.
-    c = relabel_examples.run_examples(net, out, n=s["n"], confidence=CONFIDENT, **common)
-    ccmd = command("examples", net.name, out, n=s["n"], confidence=CONFIDENT, **common)
+    c = relabel_examples.run_examples(net, out, n=s["n"], settings=relabel.replace(confidence=CONFIDENT), **common)
+    ccmd = command("examples", net.name, out, n=s["n"], confidence=CONFIDENT, batch_size=relabel.batch_size, **common)
     claims += [
         Claim(f"Uncertainty after relabelling to target probability >= {CONFIDENT}", "lower after",
               f"before {c.entropy_before.mean:.3f}, after {c.entropy_after.mean:.3f}; distortion "
@@ -158,21 +162,20 @@ def _examples(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Cl
     return claims, [r.figure1, r.figure2, c.figure2]
 
 
-def _sweep(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Claim], list[Path]]:
+def _sweep(net, out: Path, s: dict, common: dict, relabel: RelabelSettings,
+           data: str) -> tuple[list[Claim], list[Path]]:
     claims, figures = [], []
     opts = {k: v for k, v in s.items() if k != "caps"}
     for cap in s["caps"]:
         store = out / f"sweep_{net.name}_cap{cap:g}.sqlite"
-        r = sweep_mod.run_sweep(store, net, max_distortion=cap, **opts, **common)
+        r = sweep_mod.run_sweep(store, net, settings=relabel.replace(max_distortion=cap), **opts, **common)
         sm = r.summary
-        cmd = command("sweep", net.name, out, store=str(store), max_distortion=cap, **opts, **common)
+        cmd = command("sweep", net.name, out, store=str(store), max_distortion=cap, batch_size=relabel.batch_size,
+                      **opts, **common)
         claims.append(Claim(f"All-pairs success under cap {cap:g}", f"{sweep_mod.PAPER_SUCCESS_RATE:.1%} (cap 0.01)",
                             f"{sm.success_rate:.1%} of {sm.pairs} pairs (8-bit image too: {sm.uint8_success_rate:.1%}); "
                             f"distortion {_fmt(sm.distortion)}", data, cmd))
         if sm.distortion.n:
-            from . import plots
-            from .experiments.store import SweepStore
-
             with SweepStore(store) as db:
                 values = [x.distortion for x in db.results() if x.success]
             figures.append(plots.histogram(values, out / f"sweep_{net.name}_cap{cap:g}.png",
@@ -181,26 +184,28 @@ def _sweep(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Claim
     return claims, figures
 
 
-def _synthesis(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Claim], list[Path]]:
-    r = synthesis.run_synthesis(net, out, batch_size=common["batch_size"], **s)
-    cmd = command("synthesis", net.name, out, batch_size=common["batch_size"], **s)
+def _synthesis(net, out: Path, s: dict, relabel: RelabelSettings) -> tuple[list[Claim], list[Path]]:
+    r = synthesis.run_synthesis(net, out, settings=relabel, **s)
+    cmd = command("synthesis", net.name, out, batch_size=relabel.batch_size, **s)
     return [Claim("Gaussian noise relabelled: distortion", f"{synthesis.PAPER_DISTORTION}",
                   _fmt(r.distortion) + f"; success {r.success_rate:.1%} over {len(r.targets)} targets; "
                   f"final target probability {r.target_prob.mean:.3f}", f"{net.name}, seeded noise", cmd)], [r.figure]
 
 
-def _svm(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Claim], list[Path]]:
-    r = svm.run_svm(net, out, **s, **common)
-    cmd = command("svm", net.name, out, **s, **common)
+def _svm(net, out: Path, s: dict, common: dict, relabel: RelabelSettings,
+         data: str) -> tuple[list[Claim], list[Path]]:
+    r = svm.run_svm(net, out, settings=relabel, **s, **common)
+    cmd = command("svm", net.name, out, batch_size=relabel.batch_size, **s, **common)
     sizes = ", ".join(sorted({f"{x.n_train}+{x.n_train}/{x.n_test}+{x.n_test}" for x in r.sets}))
     return [Claim(f"SVM tells relabelled from true (features '{r.layer}')", f"{svm.PAPER_ACCURACY:.1%}",
                   f"{r.accuracy.mean:.1%} (std {r.accuracy.std:.1%}) over {r.accuracy.n} sets; train/test {sizes}",
                   data, cmd)], [r.figure]
 
 
-def _limitations(net, out: Path, s: dict, common: dict, data: str) -> tuple[list[Claim], list[Path]]:
-    r = limitations.run_limitations(net, out, **s, **common)
-    cmd = command("limitations", net.name, out, **s, **common)
+def _limitations(net, out: Path, s: dict, common: dict, relabel: RelabelSettings,
+                 data: str) -> tuple[list[Claim], list[Path]]:
+    r = limitations.run_limitations(net, out, settings=relabel, **s, **common)
+    cmd = command("limitations", net.name, out, batch_size=relabel.batch_size, **s, **common)
     claims = [Claim(f"{name} reverts the relabelling", "reverts to the original label",
                     f"reverts {t.reverts:.0%}, keeps target {t.keeps_target:.0%} (control: original keeps its label "
                     f"{t.control_keeps_label:.0%}); {r.relabelled} images", data, cmd) for name, t in r.transforms.items()]

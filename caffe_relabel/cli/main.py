@@ -1,0 +1,27 @@
+"""The `caffe-relabel` command: its parser and entry point (exit codes: :mod:`.exits`)."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from .. import __version__
+from . import experiments, models, relabel
+from .exits import Parser, run
+
+PROG = "caffe-relabel"
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="Relabel images on Caffe classifiers (Robinson & Graham, 2015).")
+    parser.add_argument("--version", action="version", version=f"caffe-relabel {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    relabel.register(sub)
+    models.register(sub)
+    experiments.register(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(PROG, args.func, args)
+

@@ -1,0 +1,63 @@
+"""The `models` command: list, fetch, verify or convert the zoo's models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+from ..errors import CaffeRelabelError
+from .exits import EXIT_INPUT, EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .. import zoo
+
+    if args.action == "list":
+        for name, path in zoo.present_models().items():
+            spec = zoo.get(name)
+            state = str(path) if path else ("not made" if spec.converter else "not downloaded")
+            print(f"{name:26s} {spec.input.shape[1]}x{spec.input.shape[2]}  {spec.description}\n{'':26s} weights: {state}")
+        return EXIT_OK
+    names = args.names or [n for n, p in zoo.present_models().items() if p is not None or args.action == "fetch"]
+    if args.action == "fetch":
+        from tqdm import tqdm
+
+        for name in names:
+            with tqdm(desc=name, unit="B", unit_scale=True, file=sys.stderr, disable=args.quiet) as bar:
+                def progress(done: int, total: Optional[int]) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                path = zoo.fetch(name, progress=progress, url=args.url)
+            print(f"{name}: {path}")
+        return EXIT_OK
+    if args.action == "verify":
+        bad = 0
+        for name in names:
+            path, ok = zoo.verify(name)
+            print(f"{name}: {path} {'ok' if ok else 'SHA1 MISMATCH'}")
+            bad += not ok
+        return EXIT_OK if not bad else EXIT_INPUT
+    if args.action == "convert":
+        from ..convert import CONVERTERS
+        from ..paths import cache_dir
+
+        for name in args.names or list(CONVERTERS):
+            if name not in CONVERTERS:
+                raise CaffeRelabelError(f"no converter for {name!r}; known: {', '.join(CONVERTERS)}")
+            prototxt, weights = CONVERTERS[name][0](cache_dir("models"))
+            print(f"{name}: {prototxt} {weights}")
+        return EXIT_OK
+    raise AssertionError(args.action)
+
+
+def register(sub: "argparse._SubParsersAction") -> None:
+    """Add `models` to the main command's subparsers."""
+    p = sub.add_parser("models", help="list, fetch, verify or convert models")
+    p.add_argument("action", choices=["list", "fetch", "verify", "convert"])
+    p.add_argument("names", nargs="*")
+    p.add_argument("--url", help="download from this address instead (fetch; one model)")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=cmd_models)

@@ -1,0 +1,145 @@
+"""The `classify` and `relabel` commands, and the options that name a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import CaffeRelabelError
+from .exits import EXIT_FAILED, EXIT_OK
+from .options import add_relabel_options, device, finite_float, natural_int, positive_int, settings_from
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", default="bvlc_googlenet", help="zoo model name (default bvlc_googlenet); see `models list`")
+    g.add_argument("--prototxt", help="a deploy prototxt (instead of --model)")
+    g.add_argument("--weights", help="the caffemodel for --prototxt")
+    g.add_argument("--mean", help="per-channel mean in the net's channel order, e.g. 104,117,123 (with --prototxt)")
+    g.add_argument("--mean-file", help="a mean binaryproto (with --prototxt)")
+    g.add_argument("--channel-order", choices=["BGR", "RGB", "GREY"], default="BGR", help="with --prototxt (default BGR)")
+    g.add_argument("--resize", type=natural_int, default=256, help="shorter side before the centre crop, 0 = resize to the input size (with --prototxt)")
+    g.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
+    g.add_argument("--device", type=device, default="cpu", help="cpu, gpu:N (default cpu)")
+
+
+def _load(args: argparse.Namespace) -> "Model":
+    from ..model import Model, load_model
+    from ..preprocess import InputSpec
+
+    if args.prototxt is None:
+        if args.weights is not None:
+            raise CaffeRelabelError("--weights needs --prototxt")
+        return load_model(args.model, backend=args.backend, device=args.device)
+    if args.weights is None:
+        raise CaffeRelabelError("--prototxt needs --weights")
+    from ..backends import load_classifier
+
+    clf = load_classifier(args.prototxt, args.weights, backend=args.backend, device=args.device)
+    c, h, w = clf.input_shape
+    if args.mean_file:
+        from ..proto import read_mean
+
+        mean = read_mean(args.mean_file)
+    elif args.mean:
+        try:
+            mean = tuple(float(v) for v in args.mean.split(","))
+        except ValueError:
+            raise CaffeRelabelError(f"--mean: expected comma-separated numbers, got {args.mean!r}") from None
+    else:
+        raise CaffeRelabelError("--prototxt needs --mean B,G,R or --mean-file (the net's input mean)")
+    try:
+        spec = InputSpec(size=(h, w), channel_order=args.channel_order, mean=mean, resize=args.resize or None)
+    except ValueError as e:
+        raise CaffeRelabelError(f"--mean/--channel-order: {e}") from None
+
+    try:
+        return Model(clf, spec, Path(args.prototxt).name, *_labels(clf.num_classes))
+    except ValueError as e:
+        raise CaffeRelabelError(f"{args.prototxt}: {e}") from None
+
+
+def _labels(num_classes: int) -> tuple:
+    from .. import zoo
+
+    if num_classes == 1000:
+        return zoo.class_names("imagenet"), "imagenet"
+    return None, None
+
+
+def _fmt(model, index: int, prob: float) -> str:
+    return f"{model.class_name(index)} ({index}) p={prob:.4f}"
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..preprocess import fit, image_to_blob, load_image
+
+    image = load_image(args.image)  # the user's file first: cheap, and the likeliest mistake
+    model = _load(args)
+    blob = image_to_blob(fit(image, model.input), model.input)
+    probs = model.classifier.forward(blob[None])[0]
+    top = np.argsort(-probs)[: args.top]
+    if args.json:
+        print(json.dumps([{"class": int(i), "name": model.class_name(int(i)), "prob": float(probs[i])} for i in top]))
+    else:
+        for i in top:
+            print(_fmt(model, int(i), float(probs[i])))
+    return EXIT_OK
+
+
+def cmd_relabel(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..preprocess import check_output_path, load_image, save_image
+    from ..relabel import Relabeller
+
+    image = load_image(args.image)
+    if args.output:
+        check_output_path(args.output)  # now, not after the relabelling it would lose
+    model = _load(args)
+    target = model.resolve(args.target)
+    relabeller = Relabeller(model, settings_from(args, batch_size=1))
+    with tqdm(total=args.max_iter, desc="relabelling", unit="it", disable=args.quiet or args.json, file=sys.stderr) as bar:
+        result = relabeller.run_batch([image], [target], on_iteration=lambda n: bar.update(1))[0]
+    if args.output:
+        save_image(result.image, args.output)
+    if args.json:
+        print(json.dumps(result.summary()))
+    else:
+        print(f"original:   {_fmt(model, result.original_label, result.original_prob)}")
+        print(f"relabelled: {_fmt(model, result.final_label, result.final_prob)}  (target {model.class_name(target)} ({target}))")
+        print(f"distortion: {result.distortion:.5f}  iterations: {result.iterations}  stop: {result.stop}")
+        saved = "target" if result.uint8_success else f"{model.class_name(result.uint8_label)} ({result.uint8_label})"
+        print(f"8-bit image: {saved}, distortion {result.uint8_distortion:.5f}" + (f", saved to {args.output}" if args.output else ""))
+    ok = result.success and (result.uint8_success or not args.ensure_uint8)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def register(sub: "argparse._SubParsersAction") -> None:
+    """Add `classify` and `relabel` to the main command's subparsers."""
+    p = sub.add_parser("classify", help="top classes of an image")
+    p.add_argument("image")
+    p.add_argument("--top", type=positive_int, default=5, help="how many classes to print (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("relabel", help="relabel an image to a target class")
+    p.add_argument("image")
+    p.add_argument("--target", "-t", required=True, help="class index, WordNet id or class name")
+    p.add_argument("--output", "-o", help="save the relabelled image (PNG keeps it exact)")
+    add_relabel_options(p, 0.01)
+    p.add_argument("--ensure-uint8", action="store_true", help="keep going until the 8-bit image carries the target label")
+    p.add_argument("--confidence", type=finite_float, default=0.0, help="also require the target's probability to reach this (default 0)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_relabel)

@@ -1,0 +1,96 @@
+"""The package's modules import each other without cycles: read statically from the source (ast), nothing run.
+
+Every import counts, at the top of a module or inside a function: a lazy
+import hides a cycle from Python's loader, not from the design.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import caffe_relabel
+
+ROOT = Path(caffe_relabel.__file__).parent
+PACKAGE = ROOT.name
+
+
+def _module_name(path: Path) -> str:
+    parts = (PACKAGE,) + path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in ROOT.rglob("*.py") if not p.name.endswith("_pb2.py")}
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package's modules that ``name`` imports: ``from P import m`` names module P.m where it exists."""
+    is_package = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                parent = ".".join(base + ([node.module] if node.module else []))
+            else:
+                parent = node.module or ""
+            for a in node.names:
+                sub = f"{parent}.{a.name}"
+                out.add(sub if sub in known else parent)
+    return {m for m in out if m in known and m != name}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+
+
+def test_no_import_cycles() -> None:
+    assert _cycles(_graph()) == []
+
+
+def test_the_walk_sees_imports_and_would_see_a_cycle() -> None:
+    graph = _graph()
+    # Relative, absolute, package-level and function-level imports are all read.
+    assert "caffe_relabel.settings" in graph["caffe_relabel.relabel"]
+    assert "caffe_relabel.cli.exits" in graph["caffe_relabel.experiments.__main__"]
+    assert "caffe_relabel.convert.efficientnet_lite0_torch" in graph["caffe_relabel.convert.efficientnet_lite0"]
+    assert "caffe_relabel.experiments.plots" in graph["caffe_relabel.experiments.svm"]
+    graph["caffe_relabel.settings"] = graph["caffe_relabel.settings"] | {"caffe_relabel.relabel"}
+    assert ["caffe_relabel.relabel", "caffe_relabel.settings"] in _cycles(graph)
