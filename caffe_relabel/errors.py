@@ -38,3 +38,7 @@ class ModelNotFoundError(CaffeRelabelError, LookupError):
 
 class DownloadError(CaffeRelabelError, OSError):
     """A download that failed, was interrupted or did not verify."""
+
+
+class OutputError(CaffeRelabelError, OSError):
+    """An output file that cannot be written (unwritable, full or missing folder); nothing partial is left."""

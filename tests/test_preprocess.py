@@ -28,7 +28,8 @@ def test_rgba_is_composited_over_white(tmp_path):
     assert np.allclose(img[0, 1], (1, 1, 1))
 
 
-@pytest.mark.parametrize("name,shape", [("deep.png", (4, 4)), ("deep.tif", (4, 4, 3))])
+# (5, 4, 3): tifffile writes (4, 4, 3) as 4 planes of 4 x 3, an RGBA image.
+@pytest.mark.parametrize("name,shape", [("deep.png", (4, 4)), ("deep.tif", (5, 4, 3))])
 def test_16_bit_keeps_precision(tmp_path, name, shape):
     px = np.full(shape, 1000, np.uint16)
     px[0, 0] = 1001

@@ -20,6 +20,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ..bounded_read import read_bounded
 from ..errors import CaffeRelabelError, ModelNotFoundError
 from ..model import Model
 
@@ -111,7 +112,12 @@ def _folder_sources(root: Path, model: Model) -> list[Source]:
 
 def _list_sources(list_file: Path, model: Model) -> list[Source]:
     sources = []
-    for n, line in enumerate(list_file.read_text().splitlines(), 1):
+    data = read_bounded(list_file, "image list", "list", CaffeRelabelError)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CaffeRelabelError(f"{list_file}: image list is not UTF-8 text (byte {e.start})") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.rsplit(None, 1)
