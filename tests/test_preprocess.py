@@ -120,3 +120,11 @@ def test_save_is_8bit_round_to_nearest(tmp_path):
     px = skimage.io.imread(p)
     assert px[0, 0, 0] == 101 and px[1, 1, 1] == 100
     assert np.array_equal(px, to_uint8(img))
+
+
+@pytest.mark.parametrize("kw", [dict(scale=0), dict(scale=-1.0), dict(scale=float("nan")), dict(scale=float("inf")),
+                                dict(scale="255"), dict(mean=(float("nan"), 0, 0)), dict(mean=(-1.0, 0, 0)),
+                                dict(mean=(float("inf"), 0, 0))])
+def test_input_spec_refuses_bad_scale_and_mean(kw):
+    with pytest.raises(ValueError, match="scale|mean"):
+        InputSpec(size=(4, 4), **kw)
