@@ -51,13 +51,13 @@ def open_regular(
     except FileNotFoundError:
         raise error(f"{p}: {what} not found") from None
     except IsADirectoryError:
-        raise error(f"{p}: expected a {what} file, got a directory") from None
+        raise error(f"{p}: expected a regular file for the {what}, got a directory") from None
     except OSError as e:
         raise error(f"{p}: cannot read {what}: {e.strerror}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise error(f"{p}: expected a regular {what} file, got {_file_type(st.st_mode)}")
+            raise error(f"{p}: expected a regular file for the {what}, got {_file_type(st.st_mode)}")
         if limit is not None and st.st_size > limit:
             raise error(f"{p}: {what} is {st.st_size} bytes, more than the {limit} accepted")
         # Regular files ignore O_NONBLOCK; clear it anyway so nothing downstream sees EAGAIN.

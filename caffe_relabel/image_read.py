@@ -60,7 +60,7 @@ def read_pixels(path: PathLike, page: Optional[int] = None) -> np.ndarray:
     """
     from PIL import Image
 
-    with open_regular(path, "image", "image", ImageFormatError) as f:
+    with open_regular(path, "image file", "image", ImageFormatError) as f:
         try:
             with warnings.catch_warnings():
                 # Pillow's own size guard warns or raises; ours below is the one that applies.
