@@ -13,22 +13,35 @@ import fcntl
 import hashlib
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Type
 
-from .errors import DownloadError
+from .atomic_write import make_dir
+from .bounded_read import open_regular
+from .errors import CaffeRelabelError, DownloadError
 
 CHUNK = 1 << 16
 
 
-def sha1_file(path: Path) -> str:
-    """Hex sha1 of a file, read in 1 MiB chunks."""
+def sha1_file(path: Path, what: str = "caffemodel", error: Type[CaffeRelabelError] = DownloadError) -> str:
+    """Hex sha1 of a regular file of at most 2 GiB, read in 1 MiB chunks."""
     h = hashlib.sha1()
-    with open(path, "rb") as f:
+    with open_regular(path, what, "caffemodel", error) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_url(url: str, allow_file_urls: bool = False) -> None:
+    """Refuse addresses other than http(s): a ``file://`` URL only when asked for."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme in ("http", "https") or (scheme == "file" and allow_file_urls):
+        return
+    if scheme == "file":
+        raise DownloadError(f"{url}: file:// addresses are refused unless asked for (allow_file_urls=True, --allow-file-url)")
+    raise DownloadError(f"{url}: expected an http:// or https:// address")
 
 
 def download(
@@ -37,23 +50,32 @@ def download(
     sha1: Optional[str] = None,
     progress: Optional[Callable[[int, Optional[int]], None]] = None,
     timeout: float = 60.0,
+    allow_file_urls: bool = False,
 ) -> Path:
-    """Fetch ``url`` to ``dest``; ``progress(done_bytes, total_bytes_or_None)`` is called as it goes."""
+    """Fetch ``url`` to ``dest``; ``progress(done_bytes, total_bytes_or_None)`` is called as bytes arrive.
+
+    A file already at ``dest`` that does not verify is moved aside to
+    ``<dest>.sha1-<its sha1>``, never deleted; ``file://`` URLs need
+    ``allow_file_urls``.
+    """
+    check_url(url, allow_file_urls)
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(dest.parent, "download folder")
     part = dest.with_name(dest.name + ".part")
     with open(dest.with_name(dest.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if dest.exists():
-            if sha1 is None or sha1_file(dest) == sha1:
+            got = sha1_file(dest) if sha1 is not None else None
+            if got == sha1:
                 return dest
-            # A bad file where a good one belongs: never use it.
-            dest.unlink()
+            # A bad file where a good one belongs is never used; it may have been put
+            # there by hand, so it is moved aside (named for its sha1), not deleted.
+            os.replace(dest, dest.with_name(f"{dest.name}.sha1-{got}"))
         # A resumed file can be spliced from two versions of the file: on a
         # mismatch, retry once from zero before giving up.
         for attempt in (1, 2):
             _fetch_into(url, part, progress, timeout)
-            got = sha1_file(part) if sha1 is not None else None
+            got = sha1_file(part, "download") if sha1 is not None else None
             if got == sha1:
                 os.replace(part, dest)
                 return dest

@@ -42,3 +42,7 @@ class DownloadError(CaffeRelabelError, OSError):
 
 class ArgumentError(CaffeRelabelError, ValueError):
     """An argument of the wrong type or out of range: a usage error, not a bad file."""
+
+
+class OutputError(CaffeRelabelError, OSError):
+    """An output file that cannot be written (unwritable, full or missing folder); nothing partial is left."""

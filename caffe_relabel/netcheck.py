@@ -73,6 +73,34 @@ def _check_size(c: LayerCheck, what: str, shape: Shape) -> int:
     return n
 
 
+def check_finite_settings(c: LayerCheck) -> None:
+    """Refuse NaN or infinity in any float setting of the layer (Power scale, ELU alpha, LRN k, ...).
+
+    Caffe takes them as given and every output becomes NaN: a silent wrong
+    answer. A walk over the set fields covers every layer type, present and
+    future; fillers are nested messages and are walked too.
+    """
+    from google.protobuf.descriptor import FieldDescriptor
+
+    floats = (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE)
+
+    def walk(msg, prefix: str) -> None:
+        for fd, value in msg.ListFields():
+            if fd.name == "blobs":  # weights: checked where they are read
+                continue
+            name = f"{prefix}{fd.name}"
+            repeated = fd.label == FieldDescriptor.LABEL_REPEATED
+            if fd.type in floats:
+                for v in (value if repeated else [value]):
+                    if not math.isfinite(v):
+                        raise c.error(name, f"expected a finite number, got {v}")
+            elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+                for i, m in enumerate(value if repeated else [value]):
+                    walk(m, f"{name}[{i}]." if repeated else f"{name}.")
+
+    walk(c.layer, "")
+
+
 def check_net(netdef: NetParameter, source: str = "<net>") -> NetShapes:
     """Check a net definition (current, V1 or with input fields) as described above."""
     if needs_upgrade(netdef):
@@ -105,6 +133,7 @@ def check_net(netdef: NetParameter, source: str = "<net>") -> NetShapes:
                                     ("loss_weight", len(layer.loss_weight), "top", len(layer.top))):
             if n not in (0, want):
                 raise c.error(field, f"expected none or one per {per} ({want}), got {n}")
+        check_finite_settings(c)
         setup = entry.rule(c)
         tops, shapes = setup.tops, setup.param_shapes
         if len(layer.param) > len(shapes):

@@ -8,21 +8,18 @@ first, in the network's channel order, on the 0..255 scale, minus the mean.
 
 from __future__ import annotations
 
+import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
+from . import atomic_write
 from .errors import ArgumentError, ImageFormatError
 
 ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
-
-# Refuse images that would need gigabytes before decoding them fully.
-MAX_IMAGE_PIXELS = 20000 * 20000
-
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -44,9 +41,18 @@ class InputSpec:
     scale: float = field(default=255.0)
 
     def __post_init__(self) -> None:
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float, np.number)):
+            raise ArgumentError(f"expected scale to be a number, got {self.scale!r}")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ArgumentError(f"expected scale to be a finite number > 0, got {self.scale!r}")
         if self.channel_order not in ("BGR", "RGB", "GREY"):
             raise ArgumentError(f"expected channel_order 'BGR', 'RGB' or 'GREY', got {self.channel_order!r}")
-        mean = np.asarray(self.mean, dtype=np.float64)
+        try:
+            mean = np.asarray(self.mean, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"expected mean to be numbers, got {self.mean!r}") from None
+        if not np.all(np.isfinite(mean)) or np.any(mean < 0):
+            raise ArgumentError("expected finite mean values >= 0 (on the 0..255 scale), got NaN, infinity or a negative value")
         if mean.ndim == 1 and mean.size != self.channels:
             raise ArgumentError(f"expected {self.channels} per-channel means, got {mean.size}")
         if mean.ndim == 3 and (mean.shape[0] != self.channels or mean.shape[1] < self.size[0] or mean.shape[2] < self.size[1]):
@@ -75,39 +81,27 @@ class InputSpec:
         return mean[:, top : top + h, left : left + w]
 
 
-def load_image(source: ImageLike) -> np.ndarray:
-    """Any image scikit-image reads (or an array) as float64 RGB H x W x 3 in [0, 1].
+def load_image(source: ImageLike, page: Optional[int] = None) -> np.ndarray:
+    """Any image Pillow reads (or an array) as float64 RGB H x W x 3 in [0, 1].
 
     Grey images are repeated over the three channels, an alpha channel is
-    composited over white, 16-bit and float files keep their precision.
+    composited over white, 16-bit and float files keep their precision,
+    other colour spaces (CMYK, palette) are converted by Pillow. A file of
+    several pages or frames needs ``page``. Images of more than 16.7
+    megapixels come back box-reduced (see :mod:`caffe_relabel.image_read`).
     """
     if isinstance(source, np.ndarray):
         img, name = source, "<array>"
     else:
         name = str(source)
-        img = _read(Path(source))
+        img = _read(Path(source), page)
     return _to_rgb_float(img, name)
 
 
-def _read(path: Path) -> np.ndarray:
-    import skimage.io
-    from PIL import Image
+def _read(path: Path, page: Optional[int]) -> np.ndarray:
+    from .image_read import read_pixels
 
-    if not path.is_file():
-        raise ImageFormatError(f"{path}: image file not found")
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except Exception as e:  # PIL raises many types for undecodable files
-        raise ImageFormatError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
-    if w * h > MAX_IMAGE_PIXELS:
-        raise ImageFormatError(f"{path}: image is {w} x {h} pixels, more than the {MAX_IMAGE_PIXELS} accepted")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return skimage.io.imread(str(path))
-    except Exception as e:
-        raise ImageFormatError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    return read_pixels(path, page)
 
 
 def _to_rgb_float(img: np.ndarray, name: str) -> np.ndarray:
@@ -209,15 +203,20 @@ def check_output_path(path: "str | os.PathLike[str]") -> Path:
 
 
 def save_image(image: np.ndarray, path: "str | os.PathLike[str]") -> None:
-    """Save as 8-bit (PNG keeps it exact); grey H x W x 1 is saved as grey."""
+    """Save as 8-bit (PNG keeps it exact); grey H x W x 1 is saved as grey.
+
+    An unwritable or full destination raises OutputError; nothing partial is left.
+    """
     import skimage.io
 
     p = check_output_path(path)
     pixels = to_uint8(image)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    try:
-        skimage.io.imsave(str(p), pixels, check_contrast=False)
-    except (OSError, ValueError) as e:
-        raise ImageFormatError(f"{p}: cannot save the image ({type(e).__name__}: {e})") from None
+    # Atomic: a full disk or a killed process leaves the old file or none, never half an image.
+    with atomic_write.atomic_path(p, "image") as tmp:
+        try:
+            skimage.io.imsave(str(tmp), pixels, check_contrast=False)
+        except ValueError as e:
+            raise ImageFormatError(f"{p}: cannot save the image ({type(e).__name__}: {e})") from None
 

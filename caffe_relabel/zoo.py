@@ -143,14 +143,34 @@ def prototxt_path(name: str) -> Path:
 
 
 def verify(name: str) -> tuple[Path, bool]:
-    """(path, whether its sha1 is the published one) for a present model."""
+    """(path, whether it is intact) for a present model.
+
+    Downloaded weights must have the published sha1; converted ones the size
+    and sha1 recorded when they were made (no record: not verified).
+    Bundled weights ship with the package and are taken as they are.
+    """
+    from .checksums import matches_record
+
     spec = get(name)
     path = weights_path(name)
-    return path, spec.sha1 is None or sha1_file(path) == spec.sha1
+    if spec.sha1 is not None:
+        return path, sha1_file(path) == spec.sha1
+    if spec.converter is not None:
+        return path, matches_record(path)
+    return path, True
 
 
-def fetch(name: str, progress: Optional[ProgressFn] = None, url: Optional[str] = None, timeout: float = 60.0) -> Path:
-    """Download a model's weights into the cache (resuming a partial file), verified by sha1."""
+def fetch(
+    name: str,
+    progress: Optional[ProgressFn] = None,
+    url: Optional[str] = None,
+    timeout: float = 60.0,
+    allow_file_urls: bool = False,
+) -> Path:
+    """Download a model's weights into the cache (resuming a partial file), verified by sha1.
+
+    ``url`` replaces the published address; a ``file://`` one needs ``allow_file_urls``.
+    """
     from .download import download
 
     spec = get(name)
@@ -160,7 +180,8 @@ def fetch(name: str, progress: Optional[ProgressFn] = None, url: Optional[str] =
     if spec.url is None and url is None:
         raise ModelNotFoundError(f"{name!r} is not downloadable; make it with `caffe-relabel models convert {spec.converter}`")
     dest = cache_dir("models", spec.weights_file)
-    return download(url or spec.url, dest, sha1=spec.sha1, progress=progress, timeout=timeout)
+    return download(url or spec.url, dest, sha1=spec.sha1, progress=progress, timeout=timeout,
+                    allow_file_urls=allow_file_urls)
 
 
 @functools.lru_cache(maxsize=None)

@@ -159,3 +159,31 @@ def test_server_ignoring_range_restarts_the_file(http_server, tmp_path):
     (tmp_path / "m.caffemodel.part").write_bytes(BODY[:1000])
     dest = download(f"{http_server.url}/m.caffemodel", tmp_path / "m.caffemodel", sha1=SHA1)
     assert dest.read_bytes() == BODY
+
+
+def test_file_urls_are_refused_unless_asked_for(tmp_path):
+    src = tmp_path / "mine.caffemodel"
+    src.write_bytes(BODY)
+    with pytest.raises(DownloadError, match="file:// addresses are refused"):
+        download(src.as_uri(), tmp_path / "out" / "m.caffemodel", sha1=SHA1)
+    assert download(src.as_uri(), tmp_path / "out" / "m.caffemodel", sha1=SHA1, allow_file_urls=True).read_bytes() == BODY
+    with pytest.raises(DownloadError, match="expected an http"):
+        download("ftp://example.org/m.caffemodel", tmp_path / "m.caffemodel")
+
+
+def test_checksum_mismatch_never_deletes_the_users_file(tmp_path):
+    src = tmp_path / "mine.caffemodel"
+    src.write_bytes(BODY)
+    with pytest.raises(DownloadError, match="expected 0000"):
+        download(src.as_uri(), tmp_path / "out" / "m.caffemodel", sha1="0" * 40, allow_file_urls=True)
+    assert src.read_bytes() == BODY
+
+
+def test_a_bad_file_at_the_destination_is_moved_aside_not_deleted(http_server, tmp_path):
+    http_server.state.files["/m.caffemodel"] = BODY
+    dest = tmp_path / "m.caffemodel"
+    dest.write_bytes(b"put here by hand")
+    download(f"{http_server.url}/m.caffemodel", dest, sha1=SHA1)
+    assert dest.read_bytes() == BODY
+    aside = tmp_path / f"m.caffemodel.sha1-{hashlib.sha1(b'put here by hand').hexdigest()}"
+    assert aside.read_bytes() == b"put here by hand"

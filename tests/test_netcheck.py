@@ -194,3 +194,12 @@ def test_weights_with_both_layer_fields_are_refused(tmp_path):
     write_weights(net, bad)
     with pytest.raises(CaffeRelabelError, match="both 'layer' and 'layers'"):
         PycaffeClassifier(testmodels.DIGITS_PROTOTXT, bad)
+
+
+@pytest.mark.parametrize("setting", ["relu_param { negative_slope: nan }", "relu_param { negative_slope: inf }",
+                                     "power_param { scale: -inf }", "elu_param { alpha: nan }",
+                                     "lrn_param { k: nan }"])
+def test_non_finite_layer_settings_are_refused(setting):
+    text = testmodels.DIGITS_PROTOTXT.read_text().replace('type: "ReLU"', f'type: "ReLU" {setting}', 1)
+    with pytest.raises(ModelFormatError, match=r"layer 'relu1'.*_param\.\w+: expected a finite number"):
+        check_net(parse_net(text))

@@ -28,7 +28,8 @@ def test_rgba_is_composited_over_white(tmp_path):
     assert np.allclose(img[0, 1], (1, 1, 1))
 
 
-@pytest.mark.parametrize("name,shape", [("deep.png", (4, 4)), ("deep.tif", (4, 4, 3))])
+# (5, 4, 3): tifffile writes (4, 4, 3) as 4 planes of 4 x 3, an RGBA image.
+@pytest.mark.parametrize("name,shape", [("deep.png", (4, 4)), ("deep.tif", (5, 4, 3))])
 def test_16_bit_keeps_precision(tmp_path, name, shape):
     px = np.full(shape, 1000, np.uint16)
     px[0, 0] = 1001
@@ -119,3 +120,11 @@ def test_save_is_8bit_round_to_nearest(tmp_path):
     px = skimage.io.imread(p)
     assert px[0, 0, 0] == 101 and px[1, 1, 1] == 100
     assert np.array_equal(px, to_uint8(img))
+
+
+@pytest.mark.parametrize("kw", [dict(scale=0), dict(scale=-1.0), dict(scale=float("nan")), dict(scale=float("inf")),
+                                dict(scale="255"), dict(mean=(float("nan"), 0, 0)), dict(mean=(-1.0, 0, 0)),
+                                dict(mean=(float("inf"), 0, 0))])
+def test_input_spec_refuses_bad_scale_and_mean(kw):
+    with pytest.raises(ValueError, match="scale|mean"):
+        InputSpec(size=(4, 4), **kw)

@@ -80,3 +80,22 @@ def test_fetch_offline(cache_home, monkeypatch):
     monkeypatch.setattr(zoo, "_checkout_models_dir", lambda: cache_home / "nowhere")
     with pytest.raises(DownloadError, match="tiny.caffemodel"):
         zoo.fetch("tiny", timeout=5)
+
+
+def test_verify_checks_converted_models_against_their_record(cache_home, monkeypatch):
+    from caffe_relabel.checksums import write_record
+
+    spec = dataclasses.replace(zoo.get("efficientnet_lite0"), name="made", weights_file="made.caffemodel")
+    monkeypatch.setitem(zoo.MODELS, "made", spec)
+    monkeypatch.setattr(zoo, "_checkout_models_dir", lambda: cache_home / "nowhere")
+    path = cache_home / "models" / "made.caffemodel"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x01" * 5000)
+    assert zoo.verify("made") == (path, False)  # no record: not verified
+    write_record(path)
+    assert zoo.verify("made") == (path, True)
+    with open(path, "r+b") as f:
+        f.truncate(1000)
+    assert zoo.verify("made") == (path, False)
+    path.write_bytes(b"\x02" * 5000)  # same size, other content
+    assert zoo.verify("made") == (path, False)

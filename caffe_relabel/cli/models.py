@@ -24,13 +24,20 @@ def cmd_models(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         for name in names:
-            with tqdm(desc=name, unit="B", unit_scale=True, file=sys.stderr, disable=args.quiet) as bar:
-                def progress(done: int, total: Optional[int]) -> None:
-                    bar.total = total
-                    bar.n = done
-                    bar.refresh()
+            bars: list = []  # the bar starts with the first bytes: an offline error is not preceded by one
 
-                path = zoo.fetch(name, progress=progress, url=args.url)
+            def progress(done: int, total: Optional[int], name: str = name) -> None:
+                if not bars:
+                    bars.append(tqdm(desc=name, unit="B", unit_scale=True, file=sys.stderr, disable=args.quiet))
+                bars[0].total = total
+                bars[0].n = done
+                bars[0].refresh()
+
+            try:
+                path = zoo.fetch(name, progress=progress, url=args.url, allow_file_urls=args.allow_file_url)
+            finally:
+                for bar in bars:
+                    bar.close()
             print(f"{name}: {path}")
         return EXIT_OK
     if args.action == "verify":
@@ -59,5 +66,6 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("action", choices=["list", "fetch", "verify", "convert"])
     p.add_argument("names", nargs="*")
     p.add_argument("--url", help="download from this address instead (fetch; one model)")
+    p.add_argument("--allow-file-url", action="store_true", help="accept a file:// address for --url (fetch)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=cmd_models)

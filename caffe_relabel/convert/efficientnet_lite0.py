@@ -19,12 +19,13 @@ fully connected layer are the blob ``pool``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .. import atomic_write
+from ..checksums import write_record
 from ..download import sha1_file as file_sha1
 from ..errors import BackendUnavailableError, ModelFormatError, ModelNotFoundError
 from ..proto import BlobProto, LayerParameter, NetParameter, write_weights
@@ -235,13 +236,6 @@ def _torch_module() -> Any:
     return efficientnet_lite0_torch
 
 
-def _write_text(path: Path, text: str) -> None:
-    # Atomic: a reader never sees half a prototxt; the pid keeps concurrent writers apart.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def prototxt_header(sha1: str) -> str:
     return (
         f"# EfficientNet-Lite0 (ImageNet-1k), converted from {INFO.source} ({INFO.licence}),\n"
@@ -262,17 +256,19 @@ def convert_efficientnet_lite0(out_dir: Path, weights: Optional[PathLike] = None
     path = Path(weights) if weights is not None else weights_file()
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: EfficientNet-Lite0 weights file not found")
-    sha1 = file_sha1(path)
+    sha1 = file_sha1(path, "EfficientNet-Lite0 weights", ModelFormatError)
     if sha1 != INFO.weights_sha1:
         raise ModelFormatError(
             f"{path}: sha1 {sha1}, expected {INFO.weights_sha1} ({INFO.weights_file} of {INFO.source})"
         )
     net, caffemodel = caffe_nets(load_state_dict(path), source=str(path))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     prototxt_path, weights_path = out / INFO.prototxt, out / INFO.caffemodel
+    # Each file is written atomically (OutputError naming it if it cannot be); the record
+    # lets `models verify` check the caffemodel later.
     write_weights(caffemodel, weights_path)
-    _write_text(prototxt_path, prototxt_header(sha1) + to_text(net))
+    write_record(weights_path)
+    atomic_write.write_text(prototxt_path, prototxt_header(sha1) + to_text(net), "prototxt")
     return prototxt_path, weights_path
 
 

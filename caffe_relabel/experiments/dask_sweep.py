@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..atomic_write import make_dir
 from ..errors import ArgumentError, BackendUnavailableError
 from .store import MergeResult, merge_stores
 from .sweep import SweepResult, run_sweep
@@ -49,7 +50,7 @@ def run_sweep_dask(
         raise ArgumentError(f"expected shards >= 1, got {shards}")
     if not isinstance(sweep_options.get("model", "digits"), str):
         raise ArgumentError("expected the model as a name: each worker loads its own copy")
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     futures = [
         client.submit(run_sweep, shard_store(out_dir, i, shards), shard=(i, shards), pure=False, **sweep_options)
         for i in range(shards)

@@ -13,6 +13,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..atomic_write import atomic_path
+
 #: Amplification of the pixel difference in Figure 1 (the paper's x10, around mid-grey).
 DIFF_GAIN = 10.0
 
@@ -28,9 +30,11 @@ def _plt():
 
 def _save(fig, path: "str | os.PathLike[str]") -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    try:
+        with atomic_path(path, "figure") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    finally:
+        _plt().close(fig)
     return path
 
 
@@ -187,8 +191,8 @@ def stack_figures(parts: Sequence["str | os.PathLike[str]"], path: "str | os.Pat
     width = max(im.shape[1] for im in images)
     padded = [np.pad(im, ((0, 0), (0, width - im.shape[1]), (0, 0)), constant_values=1.0) for im in images]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mpimg.imsave(str(path), np.concatenate(padded, axis=0))
+    with atomic_path(path, "figure") as tmp:
+        mpimg.imsave(str(tmp), np.concatenate(padded, axis=0), format=path.suffix.lstrip(".") or "png")
     for p in parts:
         if Path(p) != path:
             Path(p).unlink()

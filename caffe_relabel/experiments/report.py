@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from .. import __version__
+from ..atomic_write import make_dir, write_text
 from ..errors import CaffeRelabelError
 from ..settings import RelabelSettings
 from . import limitations, plots, relabel_examples, svm, synthesis
@@ -99,7 +100,7 @@ def build_report(
 ) -> ReportResult:
     """Run every experiment on each of ``models`` and write one report into ``out_dir``."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     names = [models] if isinstance(models, str) else list(models)
     result = ReportResult(out / "report.md", out / "report.html")
     for model in names:
@@ -232,17 +233,17 @@ def _write(result: ReportResult, model: str, quick: bool) -> None:
     if result.skipped:
         md += ["", "## Not run", ""] + [f"- {k}: {v}" for k, v in result.skipped.items()]
     md += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in result.figures]
-    result.markdown.write_text("\n".join(md) + "\n")
+    write_text(result.markdown, "\n".join(md) + "\n", "report")
 
     esc = html.escape
     cells = "".join("<tr>" + "".join(f"<td>{esc(c.strip('`'))}</td>" for c in row) + "</tr>" for row in rows)
     skipped = "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in result.skipped.items())
     figs = "".join(f'<figure><img src="{esc(p.name)}" alt="{esc(p.stem)}"><figcaption>{esc(p.stem)}</figcaption></figure>'
                    for p in result.figures)
-    result.html.write_text(
+    write_text(result.html,
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
         "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #aaa;padding:4px;vertical-align:top;font-size:90%}img{max-width:100%}</style></head>"
         f"<body><h1>{esc(title)}</h1><p>caffe-relabel {esc(__version__)}, {esc(mode)}.</p><table><tr>"
         + "".join(f"<th>{h}</th>" for h in header) + f"</tr>{cells}</table>"
-        + (f"<h2>Not run</h2><ul>{skipped}</ul>" if skipped else "") + f"<h2>Figures</h2>{figs}</body></html>\n")
+        + (f"<h2>Not run</h2><ul>{skipped}</ul>" if skipped else "") + f"<h2>Figures</h2>{figs}</body></html>\n", "report")

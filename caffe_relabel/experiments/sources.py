@@ -20,6 +20,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ..bounded_read import read_bounded
 from ..errors import ArgumentError, CaffeRelabelError, ModelNotFoundError
 from ..model import Model
 
@@ -111,11 +112,11 @@ def _folder_sources(root: Path, model: Model) -> list[Source]:
 
 def _list_sources(list_file: Path, model: Model) -> list[Source]:
     sources = []
+    data = read_bounded(list_file, "image list", "list", CaffeRelabelError)
     try:
-        text = list_file.read_text()
-    except UnicodeDecodeError:
-        raise CaffeRelabelError(f"{list_file}: not UTF-8 text; expected a folder of class subfolders, "
-                                "or a list file of 'path label' lines") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CaffeRelabelError(f"{list_file}: image list is not UTF-8 text (byte {e.start})") from None
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
+from ..atomic_write import make_dir
+from ..bounded_read import open_regular
 from ..errors import ArgumentError, CaffeRelabelError
 from ..relabel import RelabelResult, StopReason
 from ..settings import RelabelSettings
@@ -122,6 +125,20 @@ class StoredResult:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "StoredResult":
         kw: dict[str, Any] = {f.name: row[f.name] for f in fields(cls)}
+        # SQLite keeps whatever type was written (a REAL column holds text happily): check each.
+        for f in fields(cls):
+            v = kw[f.name]
+            want = _ROW_TYPES[f.name]
+            if want is float:
+                ok = isinstance(v, (int, float)) and math.isfinite(v)
+            elif want is bool:
+                ok = isinstance(v, int) and v in (0, 1)
+            elif want is StopReason:
+                ok = v in {s.value for s in StopReason}
+            else:
+                ok = isinstance(v, want)
+            if not ok:
+                raise ValueError(f"column {f.name} holds {v!r}, expected {'a finite number' if want is float else want.__name__}")
         kw["top5"] = json.loads(kw["top5"])
         kw["success"] = bool(kw["success"])
         kw["uint8_success"] = bool(kw["uint8_success"])
@@ -130,6 +147,9 @@ class StoredResult:
 
 
 _NAMES = [f.name for f in fields(StoredResult)]
+# The Python type each column must hold ("top5" is JSON text).
+_ROW_TYPES = {f.name: {"str": str, "int": int, "bool": bool, "float": float, "list": str, "StopReason": StopReason}[f.type]
+              for f in fields(StoredResult)}
 _INSERT = f"INSERT OR IGNORE INTO results ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))})"
 
 
@@ -138,16 +158,19 @@ class SweepStore:
 
     def __init__(self, path: "str | os.PathLike[str]", identity: Optional[StoreIdentity] = None) -> None:
         self.path = Path(path)
-        if identity is None and not self.path.is_file():
+        #: Opened only to read (``identity=None``): nothing is ever written to the file.
+        self.read_only = identity is None
+        if identity is None and not self.path.exists():
             raise CaffeRelabelError(f"{self.path}: no such sweep store")
-        existing = self.path.is_file() and self.path.stat().st_size > 0
+        existing = self.path.exists() and _header(self.path) is not None
         if existing and _header(self.path) != b"SQLite format 3\x00":
             # SQLite would take a short foreign file for an empty database and write over it.
             raise CaffeRelabelError(f"{self.path}: not a sweep store (not an SQLite file); it was left as it is")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.read_only:
+            make_dir(self.path.parent, "store folder")
         # Autocommit: each INSERT is its own transaction, durable once it returns.
         with self._sql():  # e.g. a directory at the path
-            self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
+            self._db = self._connect()
         self._db.row_factory = sqlite3.Row
         try:
             with self._sql():
@@ -162,6 +185,13 @@ class SweepStore:
                     raise sqlite3.DatabaseError(f"tables {sorted(tables)}, expected meta and results")
                 if not tables and identity is None:
                     raise CaffeRelabelError(f"{self.path}: not a sweep store (no results table)")
+                if self.read_only:
+                    self.identity = self._settle_identity(None)
+                    return
+                if tables:
+                    # Every row readable before the first write: a bad store is left exactly as it was.
+                    for _ in self.results():
+                        pass
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # WAL + NORMAL survives a killed process (not a power cut) without an fsync per row.
                 self._db.execute("PRAGMA synchronous=NORMAL")
@@ -173,6 +203,22 @@ class SweepStore:
         except CaffeRelabelError:
             self._db.close()
             raise
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
+        # Read only: mode=ro never writes; on read-only media SQLite cannot even make the
+        # WAL index (-shm), so the file is opened as immutable there (no other writer can exist).
+        writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        wal = self.path.with_name(self.path.name + "-wal")
+        if not writable and wal.exists() and wal.stat().st_size > 0:
+            # immutable=1 would ignore the journal and read the store short.
+            raise CaffeRelabelError(
+                f"{self.path}: on read-only media with unmerged results in {wal.name}; "
+                "copy both files to a writable folder to read it"
+            )
+        uri = self.path.resolve().as_uri() + ("?mode=ro" if writable else "?immutable=1")
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
 
     @contextlib.contextmanager
     def _sql(self) -> Iterator[None]:
@@ -252,11 +298,12 @@ class SweepStore:
                     raise sqlite3.DatabaseError(f"unreadable result {tuple(row)[:2]}: {e}") from None
 
     def close(self) -> None:
-        try:
-            # Fold the WAL into the file: a closed store is one self-contained file to copy.
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.DatabaseError:
-            pass  # a damaged store was reported by the call that found it
+        if not self.read_only:
+            try:
+                # Fold the WAL into the file: a closed store is one self-contained file to copy.
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:
+                pass  # a damaged store was reported by the call that found it
         self._db.close()
 
     def __enter__(self) -> "SweepStore":
@@ -266,9 +313,11 @@ class SweepStore:
         self.close()
 
 
-def _header(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(16)
+def _header(path: Path) -> Optional[bytes]:
+    """The first 16 bytes of a store file, None for an empty one; anything but a regular file is refused."""
+    with open_regular(path, "sweep store", "store") as f:
+        head = f.read(16)
+    return head or None
 
 
 #: Settings that do not change a result: continuous batching gives every sample the same steps at any batch size.

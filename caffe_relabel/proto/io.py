@@ -10,6 +10,8 @@ from typing import Union
 import numpy as np
 from google.protobuf import message, text_format
 
+from .. import atomic_write
+from ..bounded_read import LIMITS, read_bounded
 from ..errors import ModelFormatError
 from .caffe_relabel_caffe_pb2 import BlobProto, NetParameter
 
@@ -17,27 +19,16 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 # A caffemodel larger than this is refused before protobuf allocates it
 # (Caffe's own reader stops at 2 GiB; the largest zoo models are ~550 MB).
-MAX_MODEL_BYTES = 2**31 - 1
+MAX_MODEL_BYTES = LIMITS["caffemodel"]
 
 
-def _read_bytes(path: PathLike, what: str, limit: int = MAX_MODEL_BYTES) -> bytes:
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise ModelFormatError(f"{p}: {what} not found") from None
-    except OSError as e:
-        raise ModelFormatError(f"{p}: cannot read {what}: {e.strerror}") from None
-    if p.is_dir():
-        raise ModelFormatError(f"{p}: expected a {what} file, got a directory")
-    if size > limit:
-        raise ModelFormatError(f"{p}: {what} is {size} bytes, more than the {limit} this reader accepts")
-    return p.read_bytes()
+def _read_bytes(path: PathLike, what: str, kind: str) -> bytes:
+    return read_bounded(path, what, kind, ModelFormatError)
 
 
 def read_text(path: PathLike, what: str) -> str:
     """A text file (a prototxt) of at most 64 MiB, decoded as UTF-8."""
-    data = _read_bytes(path, what, limit=64 * 2**20)
+    data = _read_bytes(path, what, "prototxt")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -66,7 +57,7 @@ def parse_net(text: str, source: str = "<prototxt>") -> NetParameter:
 
 def read_weights(path: PathLike) -> NetParameter:
     """Parse a binary caffemodel into a NetParameter (``layer`` or V1 ``layers``)."""
-    data = _read_bytes(path, "caffemodel")
+    data = _read_bytes(path, "caffemodel", "caffemodel")
     net = NetParameter()
     try:
         net.ParseFromString(data)
@@ -156,7 +147,7 @@ def _v1_type_name(enum_value: int) -> str:
 
 def read_mean(path: PathLike) -> np.ndarray:
     """A mean file (binaryproto BlobProto) as a float32 C x H x W array."""
-    data = _read_bytes(path, "mean binaryproto", limit=256 * 2**20)
+    data = _read_bytes(path, "mean binaryproto", "mean")
     blob = BlobProto()
     try:
         blob.ParseFromString(data)
@@ -171,11 +162,8 @@ def read_mean(path: PathLike) -> np.ndarray:
 
 
 def write_weights(net: NetParameter, path: PathLike) -> None:
-    """Write a NetParameter as a binary caffemodel, atomically."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_bytes(net.SerializeToString())
-    os.replace(tmp, p)
+    """Write a NetParameter as a binary caffemodel, atomically (OutputError if it cannot be written)."""
+    atomic_write.write_bytes(path, net.SerializeToString(), "caffemodel")
 
 
 def to_text(net: NetParameter) -> str:

@@ -145,3 +145,50 @@ def test_missing_store_is_an_error(tmp_path):
 
     with pytest.raises(CaffeRelabelError, match="no such sweep store"):
         summarize(tmp_path / "none.sqlite")
+
+
+def _small_store(path):
+    from caffe_relabel.experiments.store import StoredResult, StoreIdentity, SweepStore
+
+    identity = StoreIdentity("digits", "engine", 50.0, 0.01, 100, False, True)
+    with SweepStore(path, identity) as db:
+        for i in range(3):
+            db.add(StoredResult(f"s{i}", i, 3, True, "target", 5, 0.001, 3, 0.9, i, 0.6, 0.6, [[i, 0.6]], i, True,
+                                0.001, "digits", "0.1.0"))
+    return identity
+
+
+def test_a_store_on_read_only_media_can_be_read(tmp_path, monkeypatch):
+    import os
+
+    from caffe_relabel.experiments import store as store_mod
+
+    path = tmp_path / "s.sqlite"
+    _small_store(path)
+    before = path.read_bytes()
+    # Root ignores permissions; a read-only mount is what os.access reports as not writable.
+    monkeypatch.setattr(store_mod.os, "access", lambda p, mode: mode != os.W_OK)
+    with store_mod.SweepStore(path) as db:
+        assert db.read_only and db.count() == 3
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["s.sqlite"]  # no -wal or -shm made
+
+
+def test_a_bad_row_names_the_file_and_a_resume_leaves_it_unchanged(tmp_path):
+    from caffe_relabel.errors import CaffeRelabelError
+    from caffe_relabel.experiments.store import SweepStore
+
+    path = tmp_path / "s.sqlite"
+    identity = _small_store(path)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE results SET distortion = 'lots' WHERE source = 's1'")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(CaffeRelabelError, match=r"s.sqlite: .*column distortion holds 'lots', expected a finite number"):
+        with SweepStore(path) as s:
+            list(s.results())
+    with pytest.raises(CaffeRelabelError, match=r"s.sqlite: .*left as it is"):
+        SweepStore(path, identity)
+    assert path.read_bytes() == before
