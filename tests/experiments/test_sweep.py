@@ -149,11 +149,13 @@ def test_missing_store_is_an_error(tmp_path):
 
 def _small_store(path):
     from caffe_relabel.experiments.store import StoredResult, StoreIdentity, SweepStore
+    from caffe_relabel.relabel import StopReason
+    from caffe_relabel.settings import RelabelSettings
 
-    identity = StoreIdentity("digits", "engine", 50.0, 0.01, 100, False, True)
+    identity = StoreIdentity("digits", "engine", RelabelSettings(max_iter=100))
     with SweepStore(path, identity) as db:
         for i in range(3):
-            db.add(StoredResult(f"s{i}", i, 3, True, "target", 5, 0.001, 3, 0.9, i, 0.6, 0.6, [[i, 0.6]], i, True,
+            db.add(StoredResult(f"s{i}", i, 3, True, StopReason.TARGET, 5, 0.001, 3, 0.9, i, 0.6, 0.6, [[i, 0.6]], i, True,
                                 0.001, "digits", "0.1.0"))
     return identity
 
