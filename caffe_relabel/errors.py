@@ -24,6 +24,10 @@ class UnsupportedLayerError(ModelFormatError):
     """A layer type (or layer mode) that the chosen backend cannot run."""
 
 
+class NetTooLargeError(ModelFormatError):
+    """A net whose blobs, at the batch it would run at, exceed Caffe's int counts or the memory limit."""
+
+
 class ImageFormatError(CaffeRelabelError, ValueError):
     """An image file that cannot be read or turned into a network input."""
 
