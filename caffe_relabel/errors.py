@@ -25,7 +25,8 @@ class UnsupportedLayerError(ModelFormatError):
 
 
 class NetTooLargeError(ModelFormatError):
-    """A net whose blobs, at the batch it would run at, exceed Caffe's int counts or the memory limit."""
+    """A net that cannot run at the batch asked for: a blob over Caffe's int count, more memory than the
+    limit (CAFFE_RELABEL_MAX_NET_BYTES), or a layer fixed to another batch (Caffe would abort)."""
 
 
 class ImageFormatError(CaffeRelabelError, ValueError):

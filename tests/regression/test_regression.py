@@ -14,14 +14,14 @@ and the run's final probabilities with it, while iterations and labels stay.
 Measured against the reference on one Intel Xeon (AVX-512) standing in for
 other CPUs, pycaffe under 8 OpenBLAS kernels (Prescott, Atom, Nehalem,
 Sandybridge, Haswell, Zen, SkylakeX, Cooperlake) and the engine under
-ATEN_CPU_CAPABILITY=default/avx2/avx512 and ONEDNN_MAX_CPU_ISA=AVX2, the
-largest drift per group was:
+ATEN_CPU_CAPABILITY=default/avx2/avx512, ONEDNN_MAX_CPU_ISA=AVX2 and
+default+SSE41, the largest drift per group was:
 
 - digits_free: distortion 1.7e-5, probability 1.5e-3 (pycaffe, Nehalem);
 - digits_cap: distortion 0 (every run stops on the cap at the same step),
   probability 1.2e-7;
-- googlenet_steps: distortion 4.3e-6 (pycaffe, Cooperlake), probability
-  1.0e-3 (engine).
+- googlenet_steps: distortion 4.9e-6 (engine, ATEN default + oneDNN SSE41),
+  probability 1.0e-3 (engine, every setting).
 
 test_pycaffe_under_openblas_kernel runs the cases under several kernels in
 child processes (OpenBLAS reads OPENBLAS_CORETYPE when it loads), so that
