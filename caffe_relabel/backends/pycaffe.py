@@ -107,6 +107,7 @@ class PycaffeClassifier(Classifier):
         netdef = parse_net(patched, source=str(self.prototxt))
         checked = self._validate_definition(netdef, str(self.prototxt))
         self._net_shapes, self._source = checked, str(self.prototxt)
+        self._layer_params = checked.params  # every layer, [] for those without parameters
         self._param_shapes = {name: shapes for name, shapes in checked.params.items() if shapes}
         if self.weights is not None:
             self._check_weights(self.weights)
@@ -167,12 +168,17 @@ class PycaffeClassifier(Classifier):
         if any(v1.HasField("layer") for v1 in model.layers):
             raise WeightsMismatchError(f"{path}: the caffemodel uses the V0 layer format; expected V1 or current layers")
         stored = weights_by_layer(model)
-        for name, shapes in self._param_shapes.items():
+        for name in self._param_shapes:
             if name not in stored:
                 raise WeightsMismatchError(
                     f"{path}: layer {name!r} has parameters in {self.prototxt} but no weights in the caffemodel"
                 )
-            layer = stored[name]
+        # Caffe copies every file layer whose name is in the net, in file order, duplicates and
+        # layers without blobs included, and CHECKs each against the net's layer.
+        for layer in (model.layer or model.layers):
+            if layer.name not in self._layer_params:
+                continue  # Caffe ignores it
+            name, shapes = layer.name, self._layer_params[layer.name]
             if len(layer.blobs) != len(shapes):
                 raise WeightsMismatchError(
                     f"{path}: layer {name!r} has {len(layer.blobs)} weight blobs, the definition expects {len(shapes)}"

@@ -116,3 +116,26 @@ def test_pycaffe_refuses_cudnn_engines_in_v1_and_current_layers(tmp_path):
                            capture_output=True, text=True, env=dict(os.environ, GLOG_minloglevel="2"), timeout=300)
     assert child.returncode == 0, f"case {(tmp_path / 'progress').read_text()}: {child.stderr[-3000:]}"
     assert json.loads(child.stdout.strip().splitlines()[-1]) == {"loaded": 0, "refused": len(CUDNN_CASES)}
+
+
+@pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built")
+def test_pycaffe_refuses_repeated_or_misplaced_weight_layers(tmp_path):
+    # Caffe copies every caffemodel layer whose name is in the net, duplicates included, and CHECKs
+    # its blob count: a second, empty 'conv1' (found by make fuzz) or blobs on 'relu2' abort it.
+    from caffe_relabel.proto import NetParameter
+
+    def with_extra(name: str, blobs: int) -> bytes:
+        net = NetParameter()
+        net.ParseFromString(CAFFEMODEL)
+        extra = net.layer.add(name=name, type="ReLU")
+        for _ in range(blobs):
+            extra.blobs.add().shape.dim.append(1)
+        return net.SerializeToString()
+
+    for case, (name, blobs) in {"empty_conv1_again": ("conv1", 0), "blobs_on_relu2": ("relu2", 1)}.items():
+        (tmp_path / f"{case}.prototxt").write_bytes(PROTOTXT)
+        (tmp_path / f"{case}.caffemodel").write_bytes(with_extra(name, blobs))
+    child = subprocess.run([sys.executable, "-m", "tests.fuzz.pycaffe_child", str(tmp_path)], cwd=ROOT,
+                           capture_output=True, text=True, env=dict(os.environ, GLOG_minloglevel="2"), timeout=300)
+    assert child.returncode == 0, f"case {(tmp_path / 'progress').read_text()}: {child.stderr[-3000:]}"
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == {"loaded": 0, "refused": 2}
