@@ -24,6 +24,11 @@ class UnsupportedLayerError(ModelFormatError):
     """A layer type (or layer mode) that the chosen backend cannot run."""
 
 
+class NetTooLargeError(ModelFormatError):
+    """A net that cannot run at the batch asked for: a blob over Caffe's int count, more memory than the
+    limit (CAFFE_RELABEL_MAX_NET_BYTES), or a layer fixed to another batch (Caffe would abort)."""
+
+
 class ImageFormatError(CaffeRelabelError, ValueError):
     """An image file that cannot be read or turned into a network input."""
 

@@ -22,31 +22,39 @@ naming the file, the layer, the field and what was expected, for:
 - sizes: every blob and parameter has positive dims, at most
   :data:`MAX_AXES` axes and at most :data:`MAX_BLOB_ELEMENTS` values
   (Caffe's own int count), as do the buffers Caffe allocates inside a
-  layer (im2col, LRN padding); geometry fields fit Caffe's int; the net
-  holds at most :data:`MAX_NET_ELEMENTS` values in all, at the batch size
-  the definition declares.
+  layer (im2col, LRN padding); geometry fields fit Caffe's int; the net's
+  data and gradients fit :func:`max_net_bytes`, at the batch size the
+  definition declares.
+
+:func:`check_batch` repeats the shape and size checks at the batch a backend
+is about to run, so that neither Caffe (which aborts on a blob over INT_MAX
+values) nor the engine allocates past the limit.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
-from .errors import ModelFormatError
+from .errors import ModelFormatError, NetTooLargeError
 from .layers import TABLE
 from .layers.check import MAX_BLOB_ELEMENTS, LayerCheck, Setup, Shape
 from .proto.caffe_relabel_caffe_pb2 import LayerParameter, NetParameter, ParamSpec
 from .proto.phase import layers_in_test_phase
 from .proto.upgrade import needs_upgrade, upgrade_net
 
-#: Values in all blobs and parameters together (16 GiB of float32).
-MAX_NET_ELEMENTS = 2**32
+#: Environment variable holding the memory limit of one net, in bytes (see :func:`max_net_bytes`).
+MAX_NET_BYTES_ENV = "CAFFE_RELABEL_MAX_NET_BYTES"
+#: Bytes per value held: float32 data plus its float32 gradient. Caffe gives every blob and
+#: parameter a diff, and pycaffe's backward fills them all (weight gradients included).
+BYTES_PER_VALUE = 2 * 4
 #: Caffe's kMaxBlobAxes.
 MAX_AXES = 32
 
-__all__ = ["MAX_AXES", "MAX_BLOB_ELEMENTS", "MAX_NET_ELEMENTS", "NetShapes", "check_net"]
+__all__ = ["MAX_AXES", "MAX_BLOB_ELEMENTS", "MAX_NET_BYTES_ENV", "NetShapes", "check_batch", "check_net", "max_net_bytes"]
 
 
 @dataclass(frozen=True)
@@ -101,11 +109,68 @@ def check_finite_settings(c: LayerCheck) -> None:
     walk(c.layer, "")
 
 
-def check_net(netdef: NetParameter, source: str = "<net>") -> NetShapes:
-    """Check a net definition (current, V1 or with input fields) as described above."""
+def max_net_bytes() -> int:
+    """The memory one net may need (data and gradients): $CAFFE_RELABEL_MAX_NET_BYTES, else half of physical RAM.
+
+    Half, so that a net a model file declares (or a batch an option asks for) can never take
+    the machine: beyond it the kernel's OOM killer ends this process, or another one.
+    A fixed cap (say 4 GiB) would refuse GoogLeNet at the batches the sweep runs on a GPU host.
+    """
+    value = os.environ.get(MAX_NET_BYTES_ENV)
+    if value is None:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    try:
+        limit = int(float(value))
+    except (ValueError, OverflowError):
+        limit = 0
+    if limit <= 0:
+        raise NetTooLargeError(f"{MAX_NET_BYTES_ENV}={value!r}: expected a positive number of bytes")
+    return limit
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def check_net(netdef: NetParameter, source: str = "<net>", max_bytes: Optional[int] = None) -> NetShapes:
+    """Check a net definition (current, V1 or with input fields) as described above.
+
+    max_bytes: the memory limit (default :func:`max_net_bytes`)."""
     if needs_upgrade(netdef):
         netdef = upgrade_net(netdef, source)
     layers = layers_in_test_phase(netdef.layer, netdef.state.stage, source)
+    return _walk(layers, source, max_net_bytes() if max_bytes is None else max_bytes, "")
+
+
+def check_batch(checked: NetShapes, batch: int, source: str = "<net>", max_bytes: Optional[int] = None) -> NetShapes:
+    """``checked`` (from :func:`check_net`) with its input reshaped to ``batch`` samples, checked again.
+
+    Every shape is inferred anew (integers only: cheap), since not every blob scales with the
+    batch (a Reshape or InnerProduct over axis 0 can refuse another batch, as Caffe would
+    abort). Raises NetTooLargeError naming the batch, the blob or the memory needed and the limit.
+    """
+    if batch < 1 or batch > MAX_BLOB_ELEMENTS:
+        raise NetTooLargeError(f"{source}: expected a batch of 1..{MAX_BLOB_ELEMENTS} samples, got {batch}")
+    layers = []
+    for layer in checked.layers:
+        if layer.type == "Input":
+            copy = LayerParameter()
+            copy.CopyFrom(layer)
+            for shape in copy.input_param.shape:
+                if len(shape.dim):
+                    shape.dim[0] = batch
+            layer = copy
+        layers.append(layer)
+    try:
+        return _walk(layers, source, max_net_bytes() if max_bytes is None else max_bytes, f" at a batch of {batch}")
+    except NetTooLargeError:
+        raise
+    except ModelFormatError as e:
+        raise NetTooLargeError(f"{e} (at a batch of {batch} samples)") from None
+
+
+def _walk(layers: list[LayerParameter], source: str, max_bytes: int, at: str) -> NetShapes:
+    # check_net's walk over the TEST-phase layers; `at` says which batch, for the memory error.
     blobs: dict[str, Shape] = {}
     params: dict[str, list[Shape]] = {}
     setups: dict[str, Setup] = {}
@@ -162,9 +227,12 @@ def check_net(netdef: NetParameter, source: str = "<net>") -> NetShapes:
                 total += n
             blobs[top] = shape
             readers[top] = 0
-        if total > MAX_NET_ELEMENTS:
-            raise c.error("top", f"the net up to this layer holds {total} values, more than the {MAX_NET_ELEMENTS} "
-                                 "caffe-relabel accepts")
+        if total * BYTES_PER_VALUE > max_bytes:
+            need = total * BYTES_PER_VALUE
+            raise NetTooLargeError(
+                f"{source}: layer {layer.name!r} ({layer.type}): the net up to this layer needs {_gib(need)} ({need} "
+                f"bytes: {total} values, data and gradients){at}, more than the limit of {_gib(max_bytes)} "
+                f"({max_bytes} bytes); raise it with {MAX_NET_BYTES_ENV}=BYTES if the machine has the memory")
         if layer.type == "Input":
             inputs.extend(layer.top)
     if len(inputs) != 1:

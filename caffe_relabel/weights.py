@@ -26,7 +26,7 @@ import numpy as np
 from .errors import WeightsMismatchError
 from .netcheck import NetShapes
 from .proto.caffe_relabel_caffe_pb2 import BlobProto, NetParameter
-from .proto.io import blob_shape, blob_to_array, check_blob_values, check_finite, read_weights, weights_by_layer
+from .proto.io import blob_shape, blob_to_array, check_blob_values, check_finite, read_weights
 
 #: A caffemodel path, a parsed NetParameter, or arrays by layer name.
 WeightsLike = Union[str, "os.PathLike[str]", NetParameter, Mapping[str, Sequence[np.ndarray]]]
@@ -93,7 +93,8 @@ class CheckedWeights:
     layers: dict[str, list[StoredBlob]]
 
 
-def _stored(weights: WeightsLike) -> tuple[str, dict[str, list[StoredBlob]]]:
+def _stored(weights: WeightsLike) -> tuple[str, list[tuple[str, list[StoredBlob]]]]:
+    """Every stored layer in file order, (name, blobs), layers without blobs and repeated names included."""
     source = "<weights>"
     if isinstance(weights, (str, os.PathLike)):
         source = str(weights)
@@ -104,22 +105,27 @@ def _stored(weights: WeightsLike) -> tuple[str, dict[str, list[StoredBlob]]]:
                                        "expected one")
         if any(v1.HasField("layer") for v1 in weights.layers):
             raise WeightsMismatchError(f"{source}: the caffemodel uses the V0 layer format; expected V1 or current layers")
-        return source, {name: [StoredBlob(b, blob_label(source, name, i)) for i, b in enumerate(layer.blobs)]
-                        for name, layer in weights_by_layer(weights).items()}
-    return source, {name: [StoredBlob(np.asarray(a), blob_label(source, name, i)) for i, a in enumerate(arrays)]
-                    for name, arrays in weights.items() if len(arrays)}
+        return source, [(layer.name, [StoredBlob(b, blob_label(source, layer.name, i)) for i, b in enumerate(layer.blobs)])
+                        for layer in (weights.layer or weights.layers)]
+    return source, [(name, [StoredBlob(np.asarray(a), blob_label(source, name, i)) for i, a in enumerate(arrays)])
+                    for name, arrays in weights.items()]
 
 
 def check_weights(weights: WeightsLike, checked: NetShapes, definition: str) -> CheckedWeights:
-    """The stored blobs matched to ``checked`` (the definition's static check), as described above."""
+    """The stored blobs matched to ``checked`` (the definition's static check), as described above.
+
+    Like Caffe's Net::CopyTrainedLayersFrom, every stored layer whose name is in the net is
+    checked, in file order, repeated names and layers without blobs included (Caffe CHECKs
+    each one, aborting the process on a mismatch); a later copy replaces an earlier one.
+    """
     source, stored = _stored(weights)
+    types = {layer.name: layer.type for layer in checked.layers}
     layers: dict[str, list[StoredBlob]] = {}
-    for layer in checked.layers:
-        shapes = checked.params[layer.name]
-        blobs = stored.get(layer.name, [])
-        where = f"{source}: layer {layer.name!r} ({layer.type})"
-        if shapes and not blobs:
-            raise WeightsMismatchError(f"{where} has parameters in {definition} but no weights in the caffemodel")
+    for name, blobs in stored:
+        if name not in types:
+            continue  # Caffe ignores it
+        shapes = checked.params[name]
+        where = f"{source}: layer {name!r} ({types[name]})"
         if len(blobs) != len(shapes):
             raise WeightsMismatchError(f"{where} has {len(blobs)} weight blobs, {definition} expects {len(shapes)}")
         for i, (blob, shape) in enumerate(zip(blobs, shapes)):
@@ -128,7 +134,11 @@ def check_weights(weights: WeightsLike, checked: NetShapes, definition: str) -> 
                                            f"{definition} expects {list(shape)}")
             blob.check_count()
         if blobs:
-            layers[layer.name] = blobs
+            layers[name] = blobs
+    for layer in checked.layers:
+        if checked.params[layer.name] and layer.name not in layers:
+            raise WeightsMismatchError(f"{source}: layer {layer.name!r} ({layer.type}) has parameters in {definition} "
+                                       "but no weights in the caffemodel")
     return CheckedWeights(source, layers)
 
 

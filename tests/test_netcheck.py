@@ -7,11 +7,14 @@ test run rather than fail it.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from caffe_relabel import testmodels
-from caffe_relabel.errors import CaffeRelabelError, ModelFormatError, UnsupportedLayerError, WeightsMismatchError
-from caffe_relabel.netcheck import MAX_BLOB_ELEMENTS, check_net
+from caffe_relabel.errors import (CaffeRelabelError, ModelFormatError, NetTooLargeError, UnsupportedLayerError,
+                                  WeightsMismatchError)
+from caffe_relabel.netcheck import BYTES_PER_VALUE, MAX_BLOB_ELEMENTS, MAX_NET_BYTES_ENV, check_batch, check_net, max_net_bytes
 from caffe_relabel.proto import read_weights, write_weights
 from caffe_relabel.proto.io import parse_net
 from tests.conftest import requires_pycaffe
@@ -55,10 +58,6 @@ BAD_DEFINITIONS = {
                                      "'ip'.*inner_product_param.num_output.*4000000000"),
     "stride over int": (INPUT + 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" '
                         'pooling_param { kernel_size: 2 stride: 3000000000 } }', ModelFormatError, "'p'.*pooling_param.stride"),
-    "whole net too large": ('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 '
-                            'dim: 46340 dim: 46340 } } }' + ''.join(
-                                f'layer {{ name: "r{i}" type: "ReLU" bottom: "data" top: "r{i}" }}' for i in range(2)),
-                            ModelFormatError, "'r1'.*more than the 4294967296"),
     "unknown type": (INPUT + 'layer { name: "w" type: "Frobnicate" bottom: "data" top: "w" }',
                      UnsupportedLayerError, "'w'.*'Frobnicate'.*supported types: AbsVal"),
     "python layer": (INPUT + 'layer { name: "py" type: "Python" bottom: "data" top: "py" '
@@ -121,6 +120,54 @@ def test_cudnn_engine_is_refused_by_pycaffe(tmp_path):
     path.write_text(INPUT + 'layer { name: "r" type: "ReLU" bottom: "data" top: "r" relu_param { engine: CUDNN } }')
     with pytest.raises(UnsupportedLayerError, match="'r'.*relu_param.engine"):
         PycaffeClassifier(path)
+
+
+# 1000 x 1000 input and two ReLUs: 3e6 values, 24e6 bytes with their gradients.
+BIG = ('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 1000 dim: 1000 } } }'
+       + "".join(f'layer {{ name: "r{i}" type: "ReLU" bottom: "data" top: "r{i}" }}' for i in range(2)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_net_memory_is_bounded_by_a_limit_the_user_can_raise(backend, tmp_path, monkeypatch):
+    path = tmp_path / "net.prototxt"
+    path.write_text(BIG)
+    monkeypatch.setenv(MAX_NET_BYTES_ENV, "20e6")
+    with pytest.raises(NetTooLargeError, match=r"'r1'.*needs 0\.02 GiB \(24000000 bytes.*limit of 0\.02 GiB "
+                                               r"\(20000000 bytes\); raise it with CAFFE_RELABEL_MAX_NET_BYTES"):
+        _load(backend, path)
+    monkeypatch.setenv(MAX_NET_BYTES_ENV, "24e6")
+    assert _load(backend, path).input_shape == (1, 1000, 1000)
+
+
+def test_the_memory_limit_defaults_to_half_the_ram_and_refuses_nonsense(monkeypatch):
+    monkeypatch.delenv(MAX_NET_BYTES_ENV, raising=False)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert max_net_bytes() == ram // 2
+    for bad in ("0", "-5", "lots", "nan", "1e400"):
+        monkeypatch.setenv(MAX_NET_BYTES_ENV, bad)
+        with pytest.raises(NetTooLargeError, match=f"{MAX_NET_BYTES_ENV}=.*expected a positive number of bytes"):
+            max_net_bytes()
+
+
+def test_check_batch_repeats_the_checks_at_the_run_batch():
+    checked = check_net(parse_net(BIG), "big.prototxt", max_bytes=10**9)
+    at4 = check_batch(checked, 4, "big.prototxt", max_bytes=10**9)
+    assert at4.blobs["r1"] == (4, 1, 1000, 1000) and at4.elements == 4 * checked.elements
+    with pytest.raises(NetTooLargeError, match=r"'r0'.*at a batch of 70, more than the limit"):
+        check_batch(checked, 70, "big.prototxt", max_bytes=10**9)
+    # A blob over Caffe's int count, whatever the memory limit.
+    with pytest.raises(NetTooLargeError, match=r"'data'.*2147483647 values per blob.*at a batch of 3000 samples"):
+        check_batch(checked, 3000, "big.prototxt", max_bytes=2**60)
+    assert BYTES_PER_VALUE * at4.elements < 10**9
+
+
+def test_check_batch_refuses_a_reshape_that_fixes_the_batch():
+    # Caffe's Reshape CHECKs the count at every reshape: dim 1 fits batch 1 only.
+    net = parse_net(INPUT + 'layer { name: "flat" type: "Reshape" bottom: "data" top: "flat" '
+                            'reshape_param { shape { dim: 1 dim: 192 } } }')
+    checked = check_net(net, "r.prototxt")
+    with pytest.raises(NetTooLargeError, match="'flat'.*at a batch of 2 samples"):
+        check_batch(checked, 2, "r.prototxt")
 
 
 def test_engine_lrn_band_is_bounded():

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CaffeRelabelError
+from ..netcheck import NetShapes, check_batch
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Classifier(abc.ABC):
     # Set by each implementation's constructor.
     _input_shape: tuple[int, int, int]
     _num_classes: int
+    _net_shapes: NetShapes  # the static check's result, at the declared batch
+    _source: str  # the definition's path, for messages
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -80,6 +83,7 @@ class Classifier(abc.ABC):
             )
         if x.shape[0] == 0:
             raise CaffeRelabelError("expected at least one input sample, got an empty batch")
+        self._check_batch(x.shape[0])
         if not np.issubdtype(x.dtype, np.floating):
             raise CaffeRelabelError(f"expected a floating-point input blob, got dtype {x.dtype}")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -87,6 +91,14 @@ class Classifier(abc.ABC):
         if not np.isfinite(x).all():
             raise CaffeRelabelError("expected finite input values, got NaN or infinite ones")
         return x
+
+    def _check_batch(self, n: int) -> None:
+        # Before any copy of x and before the backend reshapes: Caffe aborts on a blob over
+        # INT_MAX values, and either backend would allocate whatever the batch asks for.
+        ok = self.__dict__.setdefault("_batches_checked", set())
+        if n not in ok:
+            check_batch(self._net_shapes, n, self._source)
+            ok.add(n)
 
     def _check_targets(self, targets: Sequence[int], n: int) -> np.ndarray:
         t = np.asarray(targets).reshape(-1)

@@ -102,6 +102,7 @@ class PycaffeClassifier(Classifier):
         netdef = parse_net(patched, source=str(self.prototxt))
         checked = self._validate_definition(netdef, str(self.prototxt))
         TABLE.require(checked.layers, PYCAFFE, str(self.prototxt))
+        self._net_shapes, self._source = checked, str(self.prototxt)
         if self.weights is not None:
             # Everything Net::CopyTrainedLayersFrom CHECKs, before Caffe reads the file.
             check_weights(self.weights, checked, str(self.prototxt))
@@ -143,7 +144,7 @@ class PycaffeClassifier(Classifier):
     @staticmethod
     def _validate_definition(netdef: Any, source: str) -> NetShapes:
         checked = check_net(netdef, source)
-        for layer in netdef.layer:
+        for layer in checked.layers:  # upgraded: a V1 file's engine fields are there too
             for field, value in layer.ListFields():
                 # A CPU-only Caffe aborts on engine: CUDNN, and pycaffe cannot say how it was built.
                 if field.name.endswith("_param") and getattr(value, "engine", 0) == _CUDNN:
@@ -161,6 +162,7 @@ class PycaffeClassifier(Classifier):
         x = self._check_input(x)
         blob = self.net.blobs[self._input]
         if blob.data.shape[0] != x.shape[0]:
+            # _check_input has checked every blob at this batch (check_batch), so Caffe's reshape cannot abort.
             blob.reshape(*x.shape)
             self.net.reshape()
         blob.data[...] = x

@@ -148,6 +148,7 @@ def build_net(netdef: NetParameter, weights: Optional[WeightsLike] = None, devic
     producer = next(s for s in reversed(steps) if output in s.tops)
     logits = producer.bottoms[0] if producer.type == "Softmax" else output
     net = CaffeNet(steps, modules, shapes, checked.input, output, logits, dev, mode)
+    net.net_shapes = checked  # so a classifier can check each batch it runs (netcheck.check_batch)
     if net.channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net.eval()

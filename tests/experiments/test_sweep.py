@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import replace
 
 import pytest
@@ -17,6 +16,7 @@ from caffe_relabel.experiments.sources import Source
 from caffe_relabel.experiments.store import StoreIdentity, StoredResult, StoreMismatchError, SweepStore, merge_stores
 from caffe_relabel.experiments.sweep import parse_shard, plan_pairs, run_sweep, shard_of, summarize
 from tests.experiments.conftest import SWEEP
+from tests.waiting import wait_for
 
 IDENTITY = StoreIdentity("digits", "pycaffe", RelabelSettings(max_distortion=0.1))
 
@@ -51,9 +51,7 @@ def test_a_killed_sweep_resumes_losing_and_repeating_nothing(tmp_path, reference
     code = f"from caffe_relabel import RelabelSettings; from caffe_relabel.experiments.sweep import run_sweep; run_sweep({str(store)!r}, **{SWEEP!r})"
     child = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, GLOG_minloglevel="2"))
     try:
-        deadline = time.monotonic() + 120
-        while _stored(store) < 6 and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: _stored(store) >= 6 or child.poll() is not None, what="6 stored rows")
         assert child.poll() is None, "the sweep finished before it could be killed"
         child.send_signal(signal.SIGKILL)
         child.wait()

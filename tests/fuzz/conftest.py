@@ -9,6 +9,9 @@ import os
 from collections import Counter
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+# Mutated digits nets (0.35 MB per sample) may declare any size: keep each one, and every child
+# process (which inherits this), far below the machine's memory.
+os.environ["CAFFE_RELABEL_MAX_NET_BYTES"] = str(2**30)
 COUNTS: Counter = Counter()
 
 

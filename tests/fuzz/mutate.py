@@ -43,8 +43,15 @@ def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
 def mutate_tokens(rng: random.Random, text: str) -> str:
     """A prototxt with a few numbers, strings, enums or lines changed."""
     for _ in range(rng.randint(1, 4)):
-        kind = rng.choice(["number", "number", "string", "enum", "line"])
+        kind = rng.choice(["number", "number", "string", "enum", "line", "engine"])
         tokens = list(_TOKEN.finditer(text))
+        if kind == "engine":
+            # A CPU-only Caffe aborts on engine: CUDNN in any layer's parameters.
+            blocks = list(re.finditer(r"_param\s*\{", text))
+            if blocks:
+                at = rng.choice(blocks).end()
+                text = text[:at] + f" engine: {rng.choice(['CUDNN', 'CAFFE', 'DEFAULT'])} " + text[at:]
+            continue
         if kind == "line":
             lines = text.split("\n")
             i = rng.randrange(len(lines))
@@ -86,8 +93,11 @@ def mutate_caffemodel(rng: random.Random, data: bytes) -> bytes:
         return mutate_bytes(rng, data[:head]) + data[head:]
     net = NetParameter()
     net.ParseFromString(data)
-    with_blobs = [layer for layer in net.layer if layer.blobs]
     for _ in range(rng.randint(1, 3)):
+        # Recomputed each round: an earlier mutation may have dropped a layer's last blob.
+        with_blobs = [layer for layer in net.layer if layer.blobs]
+        if not with_blobs:
+            break
         layer = rng.choice(with_blobs)
         blob = rng.choice(layer.blobs)
         kind = rng.choice(["dim", "dims", "data", "diff", "double", "nan", "legacy", "name", "drop_blob",
@@ -102,7 +112,7 @@ def mutate_caffemodel(rng: random.Random, data: bytes) -> bytes:
             blob.diff.extend([0.5] * rng.choice([1, len(blob.data)]))
         elif kind == "double":
             blob.double_data.extend([0.25] * rng.choice([1, len(blob.data)]))
-        elif kind == "nan":
+        elif kind == "nan" and len(blob.data):
             blob.data[rng.randrange(len(blob.data))] = rng.choice([float("nan"), float("inf"), 1e38])
         elif kind == "legacy":
             dims = [1] * (4 - len(blob.shape.dim)) + list(blob.shape.dim)
@@ -114,9 +124,6 @@ def mutate_caffemodel(rng: random.Random, data: bytes) -> bytes:
             del layer.blobs[-1]
         elif kind == "drop_layer":
             net.layer.remove(layer)
-            with_blobs.remove(layer)
-            if not with_blobs:
-                break
         else:
             net.layers.add(name=layer.name)
     return net.SerializeToString()

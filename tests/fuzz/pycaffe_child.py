@@ -10,6 +10,7 @@ the counts are printed as JSON. Exit 3: another exception, printed.
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import traceback
 from pathlib import Path
@@ -20,7 +21,13 @@ from caffe_relabel.backends.pycaffe import PycaffeClassifier
 from caffe_relabel.errors import CaffeRelabelError
 
 
+# Address space: Caffe plus nets under the fuzz run's 1 GiB limit fit; a case past the check
+# ends in MemoryError (a failure here), not in the kernel's out-of-memory killer.
+ADDRESS_SPACE = 6 * 2**30
+
+
 def main(case_dir: Path) -> int:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
     counts = {"loaded": 0, "refused": 0}
     progress = case_dir / "progress"
     for proto in sorted(case_dir.glob("*.prototxt")):

@@ -93,3 +93,49 @@ def test_pycaffe_survives_mutated_models(tmp_path, what):
         COUNTS[f"pycaffe: mutated {what}"] += sum(counts.values())
         COUNTS[f"pycaffe: mutated {what}, loaded"] += counts["loaded"]
         done += batch
+
+
+# engine: CUDNN in a current and in V1 layers (checked after the upgrade): a CPU-only Caffe aborts on each.
+CUDNN_CASES = {
+    "current_relu": ('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 '
+                     'dim: 8 } } }\nlayer { name: "r" type: "ReLU" bottom: "data" top: "r" relu_param { engine: CUDNN } }'),
+    **{f"v1_{kind.lower()}": ('input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\n'
+                             f'layers {{ name: "l" type: {kind} bottom: "data" top: "l" {param} {{ {extra}engine: CUDNN }} }}')
+       for kind, param, extra in (("CONVOLUTION", "convolution_param", "num_output: 2 kernel_size: 3 "),
+                                  ("POOLING", "pooling_param", "kernel_size: 2 "), ("RELU", "relu_param", ""),
+                                  ("SIGMOID", "sigmoid_param", ""), ("TANH", "tanh_param", ""),
+                                  ("SOFTMAX", "softmax_param", ""))},
+}
+
+
+@pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built")
+def test_pycaffe_refuses_cudnn_engines_in_v1_and_current_layers(tmp_path):
+    for name, text in CUDNN_CASES.items():
+        (tmp_path / f"{name}.prototxt").write_text(text)
+    child = subprocess.run([sys.executable, "-m", "tests.fuzz.pycaffe_child", str(tmp_path)], cwd=ROOT,
+                           capture_output=True, text=True, env=dict(os.environ, GLOG_minloglevel="2"), timeout=300)
+    assert child.returncode == 0, f"case {(tmp_path / 'progress').read_text()}: {child.stderr[-3000:]}"
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == {"loaded": 0, "refused": len(CUDNN_CASES)}
+
+
+@pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built")
+def test_pycaffe_refuses_repeated_or_misplaced_weight_layers(tmp_path):
+    # Caffe copies every caffemodel layer whose name is in the net, duplicates included, and CHECKs
+    # its blob count: a second, empty 'conv1' (found by make fuzz) or blobs on 'relu2' abort it.
+    from caffe_relabel.proto import NetParameter
+
+    def with_extra(name: str, blobs: int) -> bytes:
+        net = NetParameter()
+        net.ParseFromString(CAFFEMODEL)
+        extra = net.layer.add(name=name, type="ReLU")
+        for _ in range(blobs):
+            extra.blobs.add().shape.dim.append(1)
+        return net.SerializeToString()
+
+    for case, (name, blobs) in {"empty_conv1_again": ("conv1", 0), "blobs_on_relu2": ("relu2", 1)}.items():
+        (tmp_path / f"{case}.prototxt").write_bytes(PROTOTXT)
+        (tmp_path / f"{case}.caffemodel").write_bytes(with_extra(name, blobs))
+    child = subprocess.run([sys.executable, "-m", "tests.fuzz.pycaffe_child", str(tmp_path)], cwd=ROOT,
+                           capture_output=True, text=True, env=dict(os.environ, GLOG_minloglevel="2"), timeout=300)
+    assert child.returncode == 0, f"case {(tmp_path / 'progress').read_text()}: {child.stderr[-3000:]}"
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == {"loaded": 0, "refused": 2}

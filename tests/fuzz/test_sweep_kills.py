@@ -1,4 +1,10 @@
-"""Fault injection: a sweep SIGKILLed at 20+ random moments loses and repeats nothing."""
+"""Fault injection: a sweep SIGKILLed again and again loses and repeats nothing.
+
+Each kill lands after the store has grown by a random number of rows since
+the child started (polled, never a fixed sleep, so the kills hit stored work
+on a fast machine and a slow one alike), while the sweep still has at least
+MARGIN pairs to do, so every kill interrupts a sweep with more to do.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
 from caffe_relabel import RelabelSettings
 from caffe_relabel.backends import pycaffe_available
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built")
 
@@ -21,6 +27,11 @@ pytestmark = pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not 
 SWEEP = dict(model="digits", per_class=15, targets=[0, 3, 5, 8], settings=RelabelSettings(max_distortion=0.1, batch_size=8),
              seed=0)
 KILLS = int(os.environ.get("SWEEP_KILLS", "20"))
+# Rows a kill always leaves to do: 3 batches, far more than the child can store between the
+# poll that sees its target and the kill (one COUNT query), on any machine.
+MARGIN = 3 * SWEEP["batch_size"]
+# Generous: a child imports Caffe (about a second) and then stores at most ~40 rows.
+TIMEOUT = 300
 
 
 def _count(path) -> int:
@@ -47,24 +58,40 @@ def test_sweep_survives_repeated_kills(tmp_path):
     reference = tmp_path / "reference.sqlite"
     run_sweep(reference, **SWEEP)
     want = _rows(reference)
+    total = len(want)
 
     store = tmp_path / "killed.sqlite"
     code = f"from caffe_relabel import RelabelSettings; from caffe_relabel.experiments.sweep import run_sweep; run_sweep({str(store)!r}, **{SWEEP!r})"
     rng = random.Random(0)
-    counts, kills = [], 0
-    while kills < KILLS:
+    kills = 0
+    before = 0
+    while kills < KILLS and total - MARGIN - before >= 1:
+        target = before + rng.randint(1, min(40, total - MARGIN - before))
         child = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, GLOG_minloglevel="2"))
-        # Anywhere from interpreter start-up to mid-batch to between commits.
-        time.sleep(rng.uniform(0.2, 1.6))
-        if child.poll() is not None:
-            break  # finished before this kill: the sweep is complete
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+        try:
+            wait_for(lambda: _count(store) >= target or child.poll() is not None, TIMEOUT, f"{target} stored rows")
+            finished = child.poll() is not None
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        after = _count(store)
+        if finished:
+            # The child ended before its kill: only a complete sweep may do that.
+            assert child.returncode == 0 and after == total, f"the sweep exited {child.returncode} at {after} rows"
+            before = after
+            break
+        assert child.returncode == -signal.SIGKILL, "the kill did not interrupt the sweep"
+        assert target <= after < total, f"kill {kills}: {after} rows of {total}, wanted {target}.. (more to do)"
+        assert after >= before, "a kill lost stored results"
         kills += 1
-        counts.append(_count(store))
-        assert counts == sorted(counts), "a kill lost stored results"
-    assert kills >= min(KILLS, 20) or counts[-1] == len(want)
-    run_sweep(store, **SWEEP)  # finish
+        before = after
+    # The number of kills follows from the seeded targets alone, not from the machine's speed.
+    assert kills == KILLS or total - MARGIN - before < 1
+    resumed = run_sweep(store, **SWEEP)  # finish
+    assert resumed.already_stored == before and resumed.ran == total - before
     got = _rows(store)
     assert got.keys() == want.keys()
     for key, a in got.items():
