@@ -126,6 +126,8 @@ def check_weights(weights: WeightsLike, checked: NetShapes, definition: str) -> 
             continue  # Caffe ignores it
         shapes = checked.params[name]
         where = f"{source}: layer {name!r} ({types[name]})"
+        if shapes and not blobs:
+            raise WeightsMismatchError(f"{where} has parameters in {definition} but no weights in the caffemodel")
         if len(blobs) != len(shapes):
             raise WeightsMismatchError(f"{where} has {len(blobs)} weight blobs, {definition} expects {len(shapes)}")
         for i, (blob, shape) in enumerate(zip(blobs, shapes)):
