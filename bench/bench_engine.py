@@ -24,60 +24,18 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, flops_per_image, matmul_gflops, time_call  # noqa: E402
 
 from caffe_relabel import testmodels  # noqa: E402
 from caffe_relabel.backends import load_classifier  # noqa: E402
 from caffe_relabel.backends.base import Classifier  # noqa: E402
 from caffe_relabel.backends.engine import EngineClassifier  # noqa: E402
-from caffe_relabel.engine import CaffeNet  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def matmul_gflops(device: str, n: int = 4096, repeats: int = 5) -> float:
-    """float32 GEMM throughput (TF32 off: the faithful mode's arithmetic)."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        a @ b
-        _sync(device)
-        times = [time_call(lambda: a @ b, device) for _ in range(repeats)]
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
-    return 2 * n**3 / statistics.median(times) / 1e9
-
-
-def flops_per_image(net: CaffeNet) -> float:
-    """Forward plus input-gradient FLOPs of the convolutions and inner products (2 x forward)."""
-    total = 0.0
-    for step, module in zip(net.steps, net.layers):
-        weight = getattr(module, "weight", None)
-        if weight is None:
-            continue
-        out = net.blob_shapes[step.tops[0]]
-        per_output = int(np.prod(weight.shape[1:])) if step.type == "Convolution" else weight.numel() / weight.shape[0]
-        total += 2 * float(np.prod(out[1:])) * per_output
-    return 2 * total
-
-
-def time_call(fn: Callable[[], object], device: str) -> float:
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
 
 
 def main(argv: "list[str] | None" = None) -> int:

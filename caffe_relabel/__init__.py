@@ -6,6 +6,11 @@
 
 __version__ = "0.1.0"
 
+# Before any module below loads torch or caffe: their thread pools read it once (see threads.py).
+from .threads import set_wait_policy  # noqa: E402
+
+set_wait_policy()
+
 from .errors import (  # noqa: E402
     ArgumentError,
     BackendUnavailableError,

@@ -1,0 +1,21 @@
+"""bench/peers.py hands the attacks the same network the Relabeller uses."""
+
+import numpy as np
+import torch
+
+from caffe_relabel import testmodels, zoo
+from caffe_relabel.backends.engine import EngineClassifier
+from caffe_relabel.preprocess import image_to_blob
+
+
+def test_blob_input_gives_the_logits_of_the_preprocessed_image(bench_module):
+    peers = bench_module("peers")
+    clf = EngineClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS)
+    spec = zoo.get("digits").input
+    images = list(np.random.default_rng(0).uniform(0, 1, (3,) + spec.size + (spec.channels,)))
+    module = peers.BlobInput(clf.module, spec, clf.module.device)
+    with torch.no_grad():
+        got = module(peers.to_tensor(images, clf.module.device)).numpy()
+    want = clf.blob(np.stack([image_to_blob(im, spec) for im in images]), clf.module.logits_name)
+    # float32 blob built two ways (torch vs numpy float64 then cast): differences of one ulp in the input
+    assert np.allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-4)
