@@ -59,6 +59,14 @@ RANDOM_MODELS = BVLC_RANDOM_MODELS + ZOO_ARCHITECTURES
 # Caffe's transform_param.scale of the nets trained with one (the blob is
 # (pixel - mean) * scale): their first layer sees a spread of about 1, not 64.
 ZOO_INPUT_SCALE = {"mobilenet_v1": 0.017, "mobilenet_v2": 0.017, "densenet121": 0.017}
+# BGR per-channel means each architecture was trained with (prototxt/zoo/LICENSES.md);
+# ResNet-50 and NIN were trained with a mean image, given here as its channel means.
+ZOO_MEANS = {
+    "resnet50": (104.0, 117.0, 123.0), "vgg16": (103.939, 116.779, 123.68),
+    "squeezenet_v1_0": (104.0, 117.0, 123.0), "squeezenet_v1_1": (104.0, 117.0, 123.0),
+    "nin_imagenet": (104.0, 117.0, 123.0), "mobilenet_v1": (103.94, 116.78, 123.68),
+    "mobilenet_v2": (103.94, 116.78, 123.68), "densenet121": (103.94, 116.78, 123.68),
+}
 RANDOM_SEED = 0
 
 
@@ -222,6 +230,16 @@ def random_model(name: str, seed: int = RANDOM_SEED) -> tuple[Path, Path]:
     return random_model_prototxt(name), path
 
 
+def zoo_input_spec(name: str, size: int = 224) -> Any:
+    """The InputSpec of a zoo architecture; an input scale s after the mean is folded into the
+    raw scale (255 s) and the mean (mean s): the same blob, (pixel - mean) * s."""
+    from .preprocess import InputSpec
+
+    s = ZOO_INPUT_SCALE.get(name, 1.0)
+    mean = tuple(m * s for m in ZOO_MEANS[name])
+    return InputSpec(size=(size, size), channel_order="BGR", mean=mean, resize=256, scale=255.0 * s)
+
+
 def logit_spread(clf: Any, x: np.ndarray) -> float:
     """Std of the log-probabilities over classes, averaged over samples (0 = degenerate)."""
     logp = np.log(np.maximum(clf.forward(x), 1e-30))
@@ -234,12 +252,18 @@ def main(argv: "list[str] | None" = None) -> int:
     sub.add_parser("digits", help="retrain the committed digits model with Caffe's solver")
     rand = sub.add_parser("random", help="write the random-weight zoo architectures to the cache")
     rand.add_argument("--force", action="store_true", help="rewrite even if present")
+    rand.add_argument("names", nargs="*", metavar="NAME",
+                      help=f"any of {', '.join(RANDOM_MODELS)} (default: the three BVLC nets; "
+                      "the zoo architectures are otherwise made on first use)")
     args = parser.parse_args(argv)
     if args.cmd == "digits":
         acc = train_digits()
         print(f"digits: held-out accuracy {acc:.4f}; sha1 {sha1_file(DIGITS_WEIGHTS)}")
         return 0 if acc >= 0.95 else 1
-    for name in RANDOM_MODELS:
+    unknown = [n for n in args.names if n not in RANDOM_MODELS]
+    if unknown:
+        parser.error(f"unknown model {unknown[0]!r}; expected any of {', '.join(RANDOM_MODELS)}")
+    for name in args.names or BVLC_RANDOM_MODELS:
         path = random_model_path(name)
         if args.force or not path.exists():
             make_random_model(name)
