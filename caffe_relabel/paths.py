@@ -24,3 +24,8 @@ def package_data(*parts: str) -> Path:
 def repo_prototxt(name: str) -> Path:
     """The force_backward deploy prototxt of a zoo model, shipped in the package."""
     return package_data("prototxt", f"{name}.prototxt")
+
+
+def zoo_prototxt(name: str) -> Path:
+    """A Model Zoo architecture's force_backward deploy prototxt (``prototxt/zoo``)."""
+    return package_data("prototxt", "zoo", f"{name}.prototxt")

@@ -56,3 +56,13 @@ def test_shipped_prototxts_force_backward(name):
     net = parse_net(text)
     assert net.force_backward is True
     assert force_backward(text) == text
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vgg16", "squeezenet_v1_0", "squeezenet_v1_1", "nin_imagenet",
+                                  "mobilenet_v1", "mobilenet_v2", "densenet121", "se_resnet50"])
+def test_zoo_architecture_prototxts_force_backward(name):
+    from caffe_relabel.paths import zoo_prototxt
+
+    text = zoo_prototxt(name).read_text()
+    assert parse_net(text).force_backward is True
+    assert force_backward(text) == text

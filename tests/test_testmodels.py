@@ -15,7 +15,9 @@ def test_digits_model_reaches_95_percent_held_out(digits_pycaffe, digits_blobs, 
     assert (pred == digits_data["labels"]).mean() >= 0.95
 
 
-@pytest.mark.parametrize("name", testmodels.RANDOM_MODELS)
+@pytest.mark.parametrize("name", list(testmodels.BVLC_RANDOM_MODELS) + [
+    pytest.param(name, marks=pytest.mark.slow) for name in testmodels.ZOO_ARCHITECTURES  # full-size, written on first use
+])
 def test_random_zoo_nets_are_not_degenerate(name):
     import skimage.data
     from skimage.transform import resize
@@ -25,7 +27,8 @@ def test_random_zoo_nets_are_not_degenerate(name):
     clf = PycaffeClassifier(*testmodels.random_model(name))
     h = clf.input_shape[1]
     photos = [skimage.data.chelsea(), skimage.data.coffee(), skimage.data.astronaut()]
-    x = np.stack([resize(p, (h, h))[:, :, ::-1].transpose(2, 0, 1) * 255 - 117 for p in photos]).astype(np.float32)
+    scale = testmodels.ZOO_INPUT_SCALE.get(name, 1.0)
+    x = np.stack([(resize(p, (h, h))[:, :, ::-1].transpose(2, 0, 1) * 255 - 117) * scale for p in photos]).astype(np.float32)
     probs = clf.forward(x)
     assert clf.num_classes == 1000
     assert probs.max() < 0.9999  # not saturated: gradients flow
