@@ -91,11 +91,29 @@ def load_image(source: ImageLike, page: Optional[int] = None) -> np.ndarray:
     megapixels come back box-reduced (see :mod:`caffe_relabel.image_read`).
     """
     if isinstance(source, np.ndarray):
-        img, name = source, "<array>"
-    else:
-        name = str(source)
-        img = _read(Path(source), page)
-    return _to_rgb_float(img, name)
+        return _to_rgb_float(_bounded_array(source), "<array>")
+    if not isinstance(source, (str, os.PathLike)):
+        raise ArgumentError(f"expected an image path or a numpy array, got {type(source).__name__}")
+    return _to_rgb_float(_read(Path(source), page), str(source))
+
+
+def _bounded_array(img: np.ndarray) -> np.ndarray:
+    """An array image within the size a file may have, box-reduced as a file would be (no full-size float64 copy)."""
+    from .image_read import MAX_IMAGE_PIXELS, _reduction, box_reduce
+
+    if img.ndim not in (2, 3):
+        raise ImageFormatError(f"<array>: expected H x W, H x W x 3 or H x W x 4 pixels, got shape {list(img.shape)}")
+    pixels = img.shape[0] * img.shape[1]
+    if pixels > MAX_IMAGE_PIXELS:
+        raise ImageFormatError(f"<array>: image is {img.shape[1]} x {img.shape[0]} pixels, more than the "
+                               f"{MAX_IMAGE_PIXELS} accepted")
+    factor = _reduction((img.shape[1], img.shape[0]))
+    if factor > 1 and img.dtype in (np.uint8, np.uint16):
+        return box_reduce(img, factor)
+    if factor > 1 and np.issubdtype(img.dtype, np.floating) and np.isfinite(img).all() and \
+            0.0 <= img.min() and img.max() <= 1.0:
+        return box_reduce(img, factor)
+    return img
 
 
 def _read(path: Path, page: Optional[int]) -> np.ndarray:

@@ -195,6 +195,9 @@ class Relabeller:
         on_iteration: Optional[Callable[[int], None]] = None,
     ) -> list[RelabelResult]:
         """Relabel ``images[i]`` to ``targets[i]`` for every i, in batches; results in order."""
+        if not hasattr(images, "__len__") or not hasattr(targets, "__len__"):
+            raise ArgumentError(f"expected lists of images and targets, got {type(images).__name__} and "
+                                f"{type(targets).__name__}")
         if len(images) != len(targets):
             raise ArgumentError(f"expected one target per image, got {len(images)} images and {len(targets)} targets")
         out: list[Optional[RelabelResult]] = [None] * len(images)

@@ -219,25 +219,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _sweep_dask(args: argparse.Namespace, options: dict) -> Any:
     from ..experiments.dask_sweep import run_sweep_dask
+    from .dask_client import dask_client
 
-    try:
-        import distributed
-    except ImportError as e:
-        from ..errors import BackendUnavailableError
-
-        raise BackendUnavailableError(f"--dask needs the dask extra (pip install 'caffe-relabel[dask]'): {e}") from None
-    if args.dask == "local":
-        cluster = distributed.LocalCluster(n_workers=args.shards, processes=True, threads_per_worker=1,
-                                           dashboard_address=None)
-        client = distributed.Client(cluster)
-    else:
-        cluster, client = None, distributed.Client(args.dask)
-    try:
+    with dask_client(args.dask, args.shards) as client:
         return run_sweep_dask(client, args.out, args.shards, merged=args.store, **options)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def cmd_merge(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..interrupts import keep_interrupts
 from ..preprocess import fit, image_to_blob
 from .common import open_model
 
@@ -40,7 +41,8 @@ def _digits_mlp() -> ProbsFn:
 
     train_x, train_y, _, _ = digits_dataset()
     mlp = MLPClassifier(hidden_layer_sizes=(128,), max_iter=400, random_state=0)
-    mlp.fit(train_x.reshape(len(train_x), -1) / 255.0, train_y)
+    with keep_interrupts():  # scikit-learn stops training at Ctrl-C and returns as if it had finished
+        mlp.fit(train_x.reshape(len(train_x), -1) / 255.0, train_y)
 
     def probs(images: list) -> np.ndarray:
         flat = np.stack([fit(im, _grey_spec(DIGITS_SIZE))[:, :, 0].reshape(-1) for im in images])
