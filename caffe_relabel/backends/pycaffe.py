@@ -125,12 +125,16 @@ class PycaffeClassifier(Classifier):
         self._input = self.net.inputs[0]
         self._output = self.net.outputs[-1]
         self._layer_names = list(self.net._layer_names)
-        producer = max(i for i, name in enumerate(self._layer_names) if self._output in self.net.top_names[name])
+        # Not net.top_names / bottom_names: building them reads net._layer_names (a copy of every
+        # name) once per layer, minutes for a prototxt of 100,000 layers.
+        blob_names = list(self.net.blobs)
+        producer = max(i for i in range(len(self._layer_names))
+                       if self._output in {blob_names[j] for j in self.net._top_ids(i)})
         self._softmax_out = self.net.layers[producer].type == "Softmax"
         if self._softmax_out:
             # Backpropagate from the logits: p - onehot is exact, while going
             # through Softmax from -1/p loses precision when p is small.
-            self._logits = self.net.bottom_names[self._layer_names[producer]][0]
+            self._logits = blob_names[self.net._bottom_ids(producer)[0]]
             self._backward_start = self._layer_names[producer - 1] if producer > 0 else None
         else:
             self._logits = self._output

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 from typing import Any, Iterator
 
@@ -49,7 +50,8 @@ def dask_client(address: str, workers: int) -> Iterator[Any]:
             signal.signal(signal.SIGINT, on_interrupt)
         if address == "local":
             # Workers log warnings of their own (a task cancelled at Ctrl-C); this command reports for them.
-            cluster = distributed.LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
+            # More worker processes than cores would only share them (and each loads the model).
+            cluster = distributed.LocalCluster(n_workers=min(workers, os.cpu_count() or 1), processes=True, threads_per_worker=1,
                                                dashboard_address=None, silence_logs=logging.ERROR)
             client = distributed.Client(cluster)
         else:

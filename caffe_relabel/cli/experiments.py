@@ -39,6 +39,17 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+#: Each shard is a store file and a task: 4096 shards of the full ImageNet sweep (10 million pairs) hold about 2,500 each.
+MAX_SHARDS = 4096
+
+
+def _shards(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SHARDS} shards, got {value}")
+    return value
+
+
 def _relabel_args(p: argparse.ArgumentParser, cap: Optional[float]) -> None:
     g = p.add_argument_group("relabelling")
     g.add_argument("--model", "-m", default="digits",
@@ -81,7 +92,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--shard", default="0/1", type=_shard, help="run shard i of n (0 <= i < n), e.g. 2/8 (default 0/1)")
     p.add_argument("--dask", metavar="SCHEDULER",
                    help="run --shards shards on a Dask cluster: a scheduler address, or 'local' (needs the dask extra)")
-    p.add_argument("--shards", type=positive_int, default=2, help="shards for --dask (default 2)")
+    p.add_argument("--shards", type=_shards, default=2, help=f"shards for --dask, at most {MAX_SHARDS} (default 2)")
     p.set_defaults(func=cmd_sweep)
 
     p = names.add_parser("merge", help="combine sweep stores made with one model and one set of settings")

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import plots
 from ..distortion import blob_distortion
+from ..errors import ArgumentError
 from ..model import Model
 from ..preprocess import image_to_blob
 from ..relabel import Relabeller, RelabelResult
@@ -85,6 +86,10 @@ def run_limitations(
 ) -> LimitationsResult:
     """Relabel ``n`` random (source, target) pairs and test each limit on them."""
     net = open_model(model, backend)
+    height, width = net.input.size
+    if shift is not None and not 1 <= shift < min(height, width):
+        # The translated copy is made at the input's size: a larger shift would only move the image out of it.
+        raise ArgumentError(f"expected 1 <= shift < {min(height, width)} (the input is {height} x {width}), got {shift}")
     rng = np.random.default_rng(seed)
     pool = plan_pairs(load_sources(net, sources, seed=seed), net.classifier.num_classes, seed=seed)
     jobs = [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
