@@ -13,6 +13,7 @@ the file: a typed error there.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -23,7 +24,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, UnsupportedLayerError
+from ..errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, OutputError, UnsupportedLayerError
 from ..layers import PYCAFFE, TABLE
 from ..netcheck import NetShapes, check_net
 from ..prototxt import force_backward
@@ -106,9 +107,7 @@ class PycaffeClassifier(Classifier):
         if self.weights is not None:
             # Everything Net::CopyTrainedLayersFrom CHECKs, before Caffe reads the file.
             check_weights(self.weights, checked, str(self.prototxt))
-        with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-            f.write(patched)
-            tmp = f.name
+        tmp = self._temporary_prototxt(patched)
         try:
             self.net = caffe.Net(tmp, caffe.TEST)
         except MemoryError:  # boost.python's std::bad_alloc
@@ -144,6 +143,22 @@ class PycaffeClassifier(Classifier):
             raise ModelFormatError(f"{self.prototxt}: expected a C x H x W input blob, got shape {list(shape)}")
         self._input_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         self._num_classes = int(np.prod(self.net.blobs[self._output].data.shape[1:]))
+
+    @staticmethod
+    def _temporary_prototxt(text: str) -> str:
+        """The force_backward definition in a temporary file, for caffe.Net (which reads only files)."""
+        tmp = None
+        try:
+            with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+                tmp = f.name
+                f.write(text)
+            return tmp
+        except OSError as e:  # no usable temporary folder, or a full disk
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            where = tmp or "the temporary folder ($TMPDIR)"
+            raise OutputError(f"{where}: cannot write the net definition for Caffe: {e.strerror or e}") from None
 
     @staticmethod
     def _validate_definition(netdef: Any, source: str) -> NetShapes:

@@ -30,6 +30,17 @@ def _int_list(text: str) -> list[str]:
     return items
 
 
+def _index_list(text: str) -> list[int]:
+    """Class indices, e.g. 0,3,5."""
+    indices = []
+    for item in _int_list(text):
+        try:
+            indices.append(natural_int(item))
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected class indices >= 0 separated by commas, got {text!r}") from None
+    return indices
+
+
 def _shard(text: str) -> tuple[int, int]:
     from ..experiments.sweep import parse_shard
 
@@ -87,7 +98,7 @@ def register(subparsers: Any) -> None:
     _sources_arg(p)
     p.add_argument("--store", help="SQLite results file (default OUT/sweep.sqlite, or one per shard with --dask)")
     p.add_argument("--per-class", type=positive_int, help="exemplars per class (the paper: 10)")
-    p.add_argument("--targets", type=_int_list, help="only these target classes, e.g. 0,3,5")
+    p.add_argument("--targets", type=_index_list, help="only these target classes, e.g. 0,3,5")
     p.add_argument("--targets-per-source", type=positive_int, help="a seeded sample of this many targets per source")
     p.add_argument("--shard", default="0/1", type=_shard, help="run shard i of n (0 <= i < n), e.g. 2/8 (default 0/1)")
     p.add_argument("--dask", metavar="SCHEDULER",
@@ -213,7 +224,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments.sweep import run_sweep
 
     options = dict(sources=args.sources, per_class=args.per_class,
-                   targets=[int(t) for t in args.targets] if args.targets else None,
+                   targets=args.targets,
                    targets_per_source=args.targets_per_source, **_common(args))
     if args.dask:
         _print(_sweep_dask(args, options), args.json)

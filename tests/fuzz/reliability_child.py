@@ -1,0 +1,97 @@
+"""Run reliability cases (tests.fuzz.reliability) one after another in this process, each classified.
+
+    python -m tests.fuzz.reliability_child CASES.json RESULTS.jsonl MEMORY_BYTES CASE_TIMEOUT
+
+Each case is `caffe-relabel ARGV` with its environment changes and an optional
+file-size limit (a full disk: writes past it fail with EFBIG, as SIGXFSZ is
+ignored). The case about to run is written to RESULTS first ("start"), so a
+parent that sees this process die or stall knows which case did it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import resource
+import signal
+import sys
+import traceback
+
+
+class Hang(BaseException):
+    """A case ran past its time (raised from SIGALRM; BaseException so no handler takes it for an error)."""
+
+
+def _on_alarm(signum, frame):
+    raise Hang()
+
+
+def classify(rc, err: str) -> str:
+    """success, clean (an exit code the CLI documents), or a failure: traceback, oom, exit N."""
+    if "MemoryError" in err:
+        return "oom"
+    if "Traceback (most recent call last)" in err:
+        return "traceback"
+    if rc == 0:
+        return "success"
+    if rc in (1, 2, 3, 4, 130):
+        return "clean"
+    return f"exit {rc}"
+
+
+def run_case(case: dict, timeout: float) -> dict:
+    from caffe_relabel.cli import main
+
+    saved_env = {k: os.environ.get(k) for k in case.get("env", {})}
+    saved_fsize = resource.getrlimit(resource.RLIMIT_FSIZE)
+    out, err = io.StringIO(), io.StringIO()
+    rc = None
+    try:
+        for k, v in case.get("env", {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if case.get("fsize") is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (case["fsize"], saved_fsize[1]))
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(case["argv"])
+            except SystemExit as e:  # argparse's own exit
+                rc = e.code
+    except Hang:
+        return {"id": case["id"], "outcome": "hang", "detail": err.getvalue()[-500:]}
+    except MemoryError:
+        return {"id": case["id"], "outcome": "oom", "detail": traceback.format_exc()[-1500:]}
+    except BaseException:  # anything the CLI let through is a traceback the user would see
+        return {"id": case["id"], "outcome": "traceback", "detail": traceback.format_exc()[-1500:]}
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        resource.setrlimit(resource.RLIMIT_FSIZE, saved_fsize)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return {"id": case["id"], "outcome": classify(rc, err.getvalue()), "rc": rc, "detail": err.getvalue()[-500:]}
+
+
+def main() -> None:
+    cases_path, results_path, memory, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    cases = json.loads(open(cases_path).read())
+    with open(results_path, "a") as results:
+        for case in cases:
+            results.write(json.dumps({"start": case["id"]}) + "\n")
+            results.flush()
+            results.write(json.dumps(run_case(case, timeout)) + "\n")
+            results.flush()
+
+
+if __name__ == "__main__":
+    main()
