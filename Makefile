@@ -18,7 +18,7 @@ test-slow:
 proto:
 	cd caffe_relabel/proto && protoc --python_out=. caffe_relabel_caffe.proto
 
-# Fuzz readers, both backends, the CLI and the sweep store with a long budget
+# Fuzz readers, both backends, the CLI, the sweep store and the reliability suite (issue 14) with a long budget
 # (the default run tries 60 inputs per target; about 10 minutes on 2 cores).
 fuzz:
 	FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/fuzz

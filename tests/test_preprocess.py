@@ -128,3 +128,27 @@ def test_save_is_8bit_round_to_nearest(tmp_path):
 def test_input_spec_refuses_bad_scale_and_mean(kw):
     with pytest.raises(ValueError, match="scale|mean"):
         InputSpec(size=(4, 4), **kw)
+
+
+@pytest.mark.parametrize("image", [[1, 2, 3], None, b"digit.png", 3.5])
+def test_load_image_refuses_other_types(image):
+    from caffe_relabel.errors import ArgumentError
+    from caffe_relabel.preprocess import load_image
+
+    with pytest.raises(ArgumentError, match="expected an image path or a numpy array"):
+        load_image(image)
+
+
+def test_load_image_bounds_arrays_without_copying_them():
+    from caffe_relabel.errors import ImageFormatError
+    from caffe_relabel.image_read import MAX_IMAGE_PIXELS, MAX_WORKING_PIXELS
+    from caffe_relabel.preprocess import load_image
+
+    side = int(MAX_IMAGE_PIXELS ** 0.5) + 1
+    huge = np.broadcast_to(np.zeros(3, np.uint8), (side, side, 3))  # a view: no memory behind it
+    with pytest.raises(ImageFormatError, match="more than the"):
+        load_image(huge)
+    big = np.broadcast_to(np.full(3, 255, np.uint8), (4 * 4096, 4096, 3))  # 4x the working size: box-reduced by 2
+    out = load_image(big)
+    assert out.shape == (8192, 2048, 3) and out.shape[0] * out.shape[1] <= MAX_WORKING_PIXELS
+    assert np.all(out == 1.0)

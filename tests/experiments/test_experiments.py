@@ -98,3 +98,12 @@ def test_sources_from_a_list_file_and_a_class_folder(tmp_path, digits_model):
         load_sources(digits_model, listing)
     with pytest.raises(CaffeRelabelError, match="no such source folder"):
         load_sources(digits_model, tmp_path / "missing")
+
+
+@pytest.mark.parametrize("shift", [16, 100000])
+def test_limitations_refuses_a_shift_past_the_input(tmp_path, shift):
+    # --shift 100000 once asked for 74.5 GiB of padding.
+    from caffe_relabel.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=r"expected 1 <= shift < 16 \(the input is 16 x 16\)"):
+        run_limitations("digits", out_dir=tmp_path, n=2, shift=shift, backend="engine")

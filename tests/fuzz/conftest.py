@@ -20,3 +20,11 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_sep("-", "fuzz inputs tried")
         for name, n in sorted(COUNTS.items()):
             terminalreporter.write_line(f"{name}: {n}")
+        # The reliability suite's closing line (issue 14): Ctrl-C runs count as inputs too.
+        inputs = sum(n for k, n in COUNTS.items() if k.startswith("reliability") and k.endswith(": inputs"))
+        inputs += COUNTS["interrupts: SIGINT"]
+        if inputs:
+            bad = {kind: sum(n for k, n in COUNTS.items() if k.startswith("reliability") and k.endswith(f": {kind}"))
+                   for kind in ("abort", "hang", "oom", "traceback")}
+            terminalreporter.write_line(f"reliability: {inputs} inputs: {bad['abort']} aborts, {bad['hang']} hangs, "
+                                        f"{bad['oom']} OOM, {bad['traceback']} tracebacks")

@@ -244,6 +244,8 @@ def test_environment_faults(files, tmp_path):
         cases += _cases(f"max bytes {value}", [["classify", digit, "-m", "digits"],
                                                ["relabel", digit, "-m", "digits", "-t", "3", *FAST]],
                         env={"CAFFE_RELABEL_MAX_NET_BYTES": value})
+    cases += _cases("dask", [["experiment", "sweep", "--dask", address, "--per-class", "1", *FAST]
+                             for address in ("tcp://127.0.0.1:1", "garbage://x", "127.0.0.1:99999")])
     for tmpdir in [str(files / "afile"), str(files / "missing"), "/proc"]:
         cases += _cases(f"tmpdir {tmpdir}", [["classify", digit, "-m", "digits", "--backend", "pycaffe"]],
                         env={"TMPDIR": tmpdir})
