@@ -29,7 +29,7 @@ SWEEP = dict(model="digits", per_class=15, targets=[0, 3, 5, 8], settings=Relabe
 KILLS = int(os.environ.get("SWEEP_KILLS", "20"))
 # Rows a kill always leaves to do: 3 batches, far more than the child can store between the
 # poll that sees its target and the kill (one COUNT query), on any machine.
-MARGIN = 3 * SWEEP["batch_size"]
+MARGIN = 3 * SWEEP["settings"].batch_size
 # Generous: a child imports Caffe (about a second) and then stores at most ~40 rows.
 TIMEOUT = 300
 
