@@ -1,4 +1,4 @@
-"""Layers that move data without arithmetic: Concat, Split, Slice, Flatten, Reshape, Crop.
+"""Layers that move data without arithmetic: Concat, Split, Slice, Flatten, Reshape, Crop, Tile.
 
 Axes, sizes, offsets and reshape targets come from the rules (caffe_relabel/layers/shape.py).
 """
@@ -9,7 +9,7 @@ from typing import Sequence
 
 import torch
 
-from ...layers.shape import CropWindow, ReshapeTarget, SliceSizes
+from ...layers.shape import CropWindow, ReshapeTarget, SliceSizes, Tiling
 from ..spec import Build, CaffeLayer
 
 
@@ -95,3 +95,19 @@ class Crop(CaffeLayer):
 
 def build_crop(b: Build) -> Crop:
     return Crop(b.geometry)
+
+
+class Tile(CaffeLayer):
+    def __init__(self, tiling: Tiling) -> None:
+        super().__init__()
+        self.tiling = tiling
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        # Caffe copies the whole block from the axis on, tiles times: repeat, not repeat_interleave.
+        reps = [1] * x.dim()
+        reps[self.tiling.axis] = self.tiling.tiles
+        return (x.repeat(reps),)
+
+
+def build_tile(b: Build) -> Tile:
+    return Tile(b.geometry)
