@@ -122,8 +122,8 @@ def test_save_is_8bit_round_to_nearest(tmp_path):
     assert np.array_equal(px, to_uint8(img))
 
 
-@pytest.mark.parametrize("kw", [dict(scale=0), dict(scale=-1.0), dict(scale=float("nan")), dict(scale=float("inf")),
-                                dict(scale="255"), dict(mean=(float("nan"), 0, 0)), dict(mean=(-1.0, 0, 0)),
+@pytest.mark.parametrize("kw", [dict(raw_scale=0), dict(raw_scale=-1.0), dict(input_scale=float("nan")), dict(input_scale=float("inf")),
+                                dict(raw_scale="255"), dict(input_scale=True), dict(input_scale=0.0), dict(mean=(float("nan"), 0, 0)), dict(mean=(-1.0, 0, 0)),
                                 dict(mean=(float("inf"), 0, 0))])
 def test_input_spec_refuses_bad_scale_and_mean(kw):
     with pytest.raises(ValueError, match="scale|mean"):

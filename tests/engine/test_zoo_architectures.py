@@ -78,10 +78,7 @@ def test_relabeller_runs_on_architecture(name: str) -> None:
     proto, weights = testmodels.random_model(name)
     engine = EngineClassifier(proto, weights)
     spec = testmodels.zoo_input_spec(name, engine.input_shape[1])
-    # alpha * scale: the paper's step of 50/255 grey level on a net with an input scale,
-    # while the Relabeller's step is still defined in blob units.
-    relabeller = Relabeller(Model(engine, spec, name), alpha=50.0 * testmodels.ZOO_INPUT_SCALE.get(name, 1.0),
-                            max_iter=30, batch_size=2)
+    relabeller = Relabeller(Model(engine, spec, name), max_iter=30, batch_size=2)
     results = relabeller.run_batch([skimage.data.chelsea(), skimage.data.coffee()], [7, 411])
     for r in results:
         assert r.iterations >= 1
