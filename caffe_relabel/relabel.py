@@ -6,6 +6,10 @@ In the network's own input space (BGR, 0..255, mean-subtracted),
 
 with alpha = 50 in the paper, so each step moves every pixel channel by
 50/255 of a grey level, or not at all where the gradient is exactly zero.
+On a net with another input transform (``InputSpec.raw_scale``,
+``input_scale``) the step is alpha/255 of ``InputSpec.grey_level`` blob
+units: still 50/255 of a grey level, and the distortion is still measured
+on [0, 1] pixels.
 Each sample stops on its own: with success as soon as its top-1 label is
 the target; as a failure when the next step would take its distortion past
 the cap, after ``max_iter`` steps, or on a non-finite gradient. With
@@ -17,7 +21,7 @@ batching), so the cost follows the sum of the iterations, not the maximum.
 
 Defined edge cases:
 - a target equal to the current label succeeds at once, with 0 iterations;
-- pixels are kept inside 0..255 (``clip=True``): a step that would leave
+- pixels are kept between black and white (``clip=True``): a step that would leave
   the range stops at the bound, so a saturated pixel may not move at all;
 - a zero gradient element moves nothing (sgn(0) = 0); a sample whose whole
   gradient is zero cannot move and stops as ``stalled``;
@@ -177,10 +181,12 @@ class Relabeller:
             raise ArgumentError(f"expected net to be a model name, a Model or a Classifier, got {type(net).__name__}")
         self.model = net if isinstance(net, Model) else load_model(net, backend=backend, device=device)
         spec = self.model.input
-        mean = spec.mean_blob().astype(np.float32)
-        self._low = (0.0 - mean).astype(np.float32)
-        self._high = (np.float32(spec.scale) - mean).astype(np.float32)
-        self._step = np.float32(self.settings.alpha / 255.0)
+        # Blob bounds of black and white pixels, and a step of alpha/255 of a grey level,
+        # whatever the transform (raw scale, mean, input scale).
+        low, high = spec.blob_bounds()
+        self._low = low.astype(np.float32)
+        self._high = high.astype(np.float32)
+        self._step = np.float32(self.settings.alpha / 255.0 * spec.grey_level)
 
     # -- public API ------------------------------------------------------
 
@@ -263,7 +269,7 @@ class Relabeller:
                 slot.trace.label.append(int(labels[k]))
                 slot.trace.target_prob.append(float(probs[slot.target]))
                 slot.trace.loss.append(float(lg.loss[k]))
-                slot.trace.distortion.append(float(blob_distortion(slot.x[None], slot.x0[None], self.model.input.scale)[0]))
+                slot.trace.distortion.append(float(blob_distortion(slot.x[None], slot.x0[None], self.model.input.pixel_unit)[0]))
             if k in hit and (uint8_ok is None or uint8_ok[hit.index(k)]):
                 finished.append((slot, StopReason.TARGET, probs))
             elif not np.all(np.isfinite(lg.grad[k])):
@@ -278,7 +284,7 @@ class Relabeller:
             if self.settings.clip:
                 np.clip(xs, self._low, self._high, out=xs)
             x0s = np.stack([active[k].x0 for k in stepping])
-            dists = blob_distortion(xs, x0s, self.model.input.scale)
+            dists = blob_distortion(xs, x0s, self.model.input.pixel_unit)
             for j, k in enumerate(stepping):
                 slot = active[k]
                 cap = self.settings.max_distortion

@@ -174,10 +174,10 @@ def _ablation(net: Model, relabeller: Relabeller, results: list[RelabelResult]) 
     spec = net.input
     x0 = np.stack([image_to_blob(r.original, spec) for r in results])
     direction = np.sign(net.classifier.loss_and_gradient(x0, [r.target for r in results]).grad)
-    unit = blob_distortion(direction, np.zeros_like(direction), spec.scale)
+    unit = blob_distortion(direction, np.zeros_like(direction), spec.pixel_unit)
     scale = np.array([r.distortion for r in results]) / np.where(unit > 0, unit, 1.0)
-    mean = spec.mean_blob().astype(np.float32)
-    x1 = np.clip(x0 - scale[:, None, None, None].astype(np.float32) * direction, -mean, spec.scale - mean)
+    low, high = (b.astype(np.float32) for b in spec.blob_bounds())
+    x1 = np.clip(x0 - scale[:, None, None, None].astype(np.float32) * direction, low, high)
     labels = np.concatenate([net.classifier.forward(x1[i:i + 16]) for i in range(0, len(x1), 16)]).argmax(1)
     return AblationRates(
         float(np.mean([r.success for r in results])),
