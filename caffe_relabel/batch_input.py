@@ -79,7 +79,9 @@ def read_batch(x: Any, spec: InputSpec) -> Batch:
         import torch
 
         # One device sync: finiteness and range together.
-        bad, low, high = (v.item() for v in (~torch.isfinite(images)).any(), images.min(), images.max())
+        finite = torch.isfinite(images).all()
+        both = torch.stack([(~finite).double(), images.min(), images.max()]).cpu().tolist()
+        bad, low, high = bool(both[0]), both[1], both[2]
         device = x.device
     else:
         images = (x.transpose(0, 2, 3, 1) if channels_first else x).astype(np.float64)

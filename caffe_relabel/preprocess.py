@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional, Union
 
@@ -61,6 +61,15 @@ class InputSpec:
             )
         if mean.ndim not in (1, 3):
             raise ArgumentError(f"expected per-channel means or a C x H x W mean image, got shape {list(mean.shape)}")
+
+    def __repr__(self) -> str:
+        # Field by field, with a mean image shown by its shape: printing a spec must not dump an array.
+        def show(value: object) -> str:
+            if isinstance(value, np.ndarray):
+                return f"<{'x'.join(map(str, value.shape))} mean image>" if value.ndim > 1 else repr(tuple(value.tolist()))
+            return repr(value)
+
+        return f"InputSpec({', '.join(f'{f.name}={show(getattr(self, f.name))}' for f in fields(self))})"
 
     @property
     def channels(self) -> int:
