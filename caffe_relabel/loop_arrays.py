@@ -7,7 +7,7 @@ final images) goes through a :class:`LoopArrays`:
 
 - :class:`NumpyArrays` for any classifier that speaks numpy (pycaffe, which
   computes on the host anyway, and wrappers);
-- ``caffe_relabel.loop_torch.TorchArrays`` for the engine: the batch, the
+- :class:`caffe_relabel.loop_torch.TorchArrays` for the engine: the batch, the
   originals and every per-pixel decision stay as tensors on the engine's
   device, and only per-sample scalars cross to the host, once per step.
 
@@ -205,12 +205,3 @@ class NumpyArrays(LoopArrays):
         dist = [np.sqrt(np.sum(((a - originals) ** 2).reshape(n, -1), axis=1) / pixels) for a in (images, u8)]
         return images, np.stack(dist, axis=1)
 
-
-def loop_arrays(classifier: Classifier, spec: InputSpec, step: float, low: np.ndarray, high: np.ndarray,
-                clip: bool) -> LoopArrays:
-    """The torch loop for the engine backend, the numpy loop for every other classifier."""
-    if getattr(classifier, "backend_name", None) == "engine" and hasattr(classifier, "net"):
-        from .loop_torch import TorchArrays
-
-        return TorchArrays(classifier, spec, step, low, high, clip)
-    return NumpyArrays(classifier, spec, step, low, high, clip)

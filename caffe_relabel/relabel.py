@@ -53,7 +53,7 @@ import numpy as np
 from .backends import Classifier
 from .errors import ArgumentError
 from .loop_arrays import BOTTOM, DISTORTION, FINITE, LABEL, LOSS, NEXT_DISTORTION, TARGET, TARGET_PROB, TOP, \
-    UNCHANGED, LoopArrays, loop_arrays
+    UNCHANGED, LoopArrays, NumpyArrays
 from .model import Model, load_model
 from .preprocess import ImageLike, InputSpec, fit, load_image, to_uint8
 from .settings import RelabelSettings
@@ -227,6 +227,16 @@ class _Done:
     uint8_target_prob: float
 
 
+def _loop_arrays(classifier: Classifier, spec: InputSpec, step: float, low: np.ndarray, high: np.ndarray,
+                 clip: bool) -> LoopArrays:
+    """The torch loop for the engine backend, the numpy loop for every other classifier."""
+    if getattr(classifier, "backend_name", None) == "engine" and hasattr(classifier, "net"):
+        from .loop_torch import TorchArrays
+
+        return TorchArrays(classifier, spec, step, low, high, clip)
+    return NumpyArrays(classifier, spec, step, low, high, clip)
+
+
 #: The mode strings a target may be ("least-likely" as the CLI spells it).
 MODES = {"untargeted": Mode.UNTARGETED, "least_likely": Mode.LEAST_LIKELY, "least-likely": Mode.LEAST_LIKELY}
 
@@ -277,8 +287,8 @@ class Relabeller:
         self._low = (0.0 - mean).astype(np.float32)
         self._high = (np.float32(spec.scale) - mean).astype(np.float32)
         self._step = np.float32(self.settings.alpha / 255.0)
-        self._arrays: LoopArrays = loop_arrays(self.model.classifier, spec, self._step, self._low, self._high,
-                                               self.settings.clip)
+        self._arrays: LoopArrays = _loop_arrays(self.model.classifier, spec, self._step, self._low, self._high,
+                                                self.settings.clip)
 
     # -- public API ------------------------------------------------------
 
