@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional, Union
 
@@ -94,6 +94,15 @@ class InputSpec:
         mean = t.mean if t.mean is not None else (0.0,) * channels
         return cls(size=size, channel_order=channel_order, mean=mean, resize=resize, interpolation=interpolation,
                    raw_scale=raw_scale, input_scale=t.scale)
+
+    def __repr__(self) -> str:
+        # Field by field, with a mean image shown by its shape: printing a spec must not dump an array.
+        def show(value: object) -> str:
+            if isinstance(value, np.ndarray):
+                return f"<{'x'.join(map(str, value.shape))} mean image>" if value.ndim > 1 else repr(tuple(value.tolist()))
+            return repr(value)
+
+        return f"InputSpec({', '.join(f'{f.name}={show(getattr(self, f.name))}' for f in fields(self))})"
 
     @property
     def channels(self) -> int:

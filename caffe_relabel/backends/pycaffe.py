@@ -155,6 +155,13 @@ class PycaffeClassifier(Classifier):
         return checked
 
     @property
+    def module(self) -> Any:
+        raise BackendUnavailableError(
+            "this model runs on real Caffe (backend 'pycaffe'), which is C++, not a torch.nn.Module; "
+            "load it with backend='engine' for a module with the same numerics"
+        )
+
+    @property
     def blob_names(self) -> list[str]:
         return list(self.net.blobs.keys())
 

@@ -150,7 +150,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     if args.output:
         check_output_path(args.output)  # now, not after the relabelling it would lose
     model = _load(args)
-    target = model.resolve(args.target)
+    target = "untargeted" if args.untargeted else "least_likely" if args.least_likely else model.resolve(args.target)
     relabeller = Relabeller(model, settings_from(args, batch_size=1))
     with tqdm(total=args.max_iter, desc="relabelling", unit="it", disable=args.quiet or args.json, file=sys.stderr) as bar:
         result = relabeller.run_batch([image], [target], on_iteration=lambda n: bar.update(1))[0]
@@ -160,9 +160,12 @@ def cmd_relabel(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary()))
     else:
         print(f"original:   {_fmt(model, result.original_label, result.original_prob)}")
-        print(f"relabelled: {_fmt(model, result.final_label, result.final_prob)}  (target {model.class_name(target)} ({target}))")
+        aim = (f"away from {model.class_name(result.target)} ({result.target})" if args.untargeted
+               else f"target {model.class_name(result.target)} ({result.target})"
+               + (", the least likely" if args.least_likely else ""))
+        print(f"relabelled: {_fmt(model, result.final_label, result.final_prob)}  ({aim})")
         print(f"distortion: {result.distortion:.5f}  iterations: {result.iterations}  stop: {result.stop}")
-        saved = "target" if result.uint8_success else f"{model.class_name(result.uint8_label)} ({result.uint8_label})"
+        saved = ("a new label" if args.untargeted else "target") if result.uint8_success else f"{model.class_name(result.uint8_label)} ({result.uint8_label})"
         print(f"8-bit image: {saved}, distortion {result.uint8_distortion:.5f}" + (f", saved to {args.output}" if args.output else ""))
     ok = result.success and (result.uint8_success or not args.ensure_uint8)
     return EXIT_OK if ok else EXIT_FAILED
@@ -179,7 +182,11 @@ def register(sub: "argparse._SubParsersAction") -> None:
 
     p = sub.add_parser("relabel", help="relabel an image to a target class")
     p.add_argument("image")
-    p.add_argument("--target", "-t", required=True, help="class index, WordNet id or class name")
+    aim = p.add_mutually_exclusive_group(required=True)
+    aim.add_argument("--target", "-t", help="class index, WordNet id or class name")
+    aim.add_argument("--untargeted", action="store_true",
+                     help="any label but the original: step away from it until the label changes")
+    aim.add_argument("--least-likely", action="store_true", help="target the original image's least likely class")
     p.add_argument("--output", "-o", help="save the relabelled image (PNG keeps it exact)")
     add_relabel_options(p, 0.01)
     p.add_argument("--ensure-uint8", action="store_true", help="keep going until the 8-bit image carries the target label")
