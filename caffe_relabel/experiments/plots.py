@@ -163,7 +163,8 @@ def rate_bars(groups: dict[str, dict[str, float]], path: "str | os.PathLike[str]
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if len(series) > 1:
-        ax.legend(fontsize=8, loc="upper right")
+        # Outside the axes, right of the plot: inside, it would cover bars and their labels.
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return _save(fig, path)
 
 
