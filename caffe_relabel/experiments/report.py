@@ -103,6 +103,7 @@ SETTINGS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
 PAPER_CAP = 0.01
 PAPER_ALPHA = 50.0
 PAPER_EXAMPLES_N = 30
+PAPER_PER_CLASS = 10  # exemplars per class in the all-pairs sweep
 PAPER_SVM = dict(sets=10, n_train=20, n_test=30)
 
 # Target probability for the confident-relabelling row of the report.
@@ -241,6 +242,8 @@ def _sweep(net, out: Path, s: dict, common: dict, relabel: RelabelSettings,
     claims, figures = [], []
     opts = {k: v for k, v in s.items() if k != "caps"}
     subset = []
+    if opts.get("per_class") not in (None, PAPER_PER_CLASS):
+        subset.append(f"{opts['per_class']} source(s) per class (paper {PAPER_PER_CLASS})")
     if opts.get("targets_per_source"):
         subset.append(f"{opts['targets_per_source']} random targets per source (paper: all 999)")
     for cap in s["caps"]:
