@@ -145,19 +145,24 @@ def cmd_relabel(args: argparse.Namespace) -> int:
 
     from ..preprocess import check_output_path, load_image, save_image
     from ..relabel import Relabeller
+    from ..saved import check_saved, is_lossy
 
     image = load_image(args.image)
     if args.output:
         check_output_path(args.output)  # now, not after the relabelling it would lose
+        _check_lossy_request(args)
     model = _load(args)
     target = "untargeted" if args.untargeted else "least_likely" if args.least_likely else model.resolve(args.target)
     relabeller = Relabeller(model, settings_from(args, batch_size=1))
     with tqdm(total=args.max_iter, desc="relabelling", unit="it", disable=args.quiet or args.json, file=sys.stderr) as bar:
         result = relabeller.run_batch([image], [target], on_iteration=lambda n: bar.update(1))[0]
+    readback = None
     if args.output:
         save_image(result.image, args.output)
+        if is_lossy(args.output):
+            readback = check_saved(model, args.output, result.target, result.confidence, away=args.untargeted)
     if args.json:
-        print(json.dumps(result.summary()))
+        print(json.dumps({**result.summary(), **({"saved": readback.summary()} if readback else {})}))
     else:
         print(f"original:   {_fmt(model, result.original_label, result.original_prob)}")
         aim = (f"away from {model.class_name(result.target)} ({result.target})" if args.untargeted
@@ -168,7 +173,36 @@ def cmd_relabel(args: argparse.Namespace) -> int:
         saved = ("a new label" if args.untargeted else "target") if result.uint8_success else f"{model.class_name(result.uint8_label)} ({result.uint8_label})"
         print(f"8-bit image: {saved}, distortion {result.uint8_distortion:.5f}" + (f", saved to {args.output}" if args.output else ""))
     ok = result.success and (result.uint8_success or not args.ensure_uint8)
+    if readback is not None:
+        ok = _report_lossy(model, readback, args) and ok
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _check_lossy_request(args: argparse.Namespace) -> None:
+    """--ensure-uint8 promises the 8-bit pixels a PNG keeps; a lossy file cannot keep that promise."""
+    from ..saved import is_lossy
+
+    if args.ensure_uint8 and is_lossy(args.output) and not args.allow_lossy:
+        raise ArgumentError(
+            f"--ensure-uint8: {args.output} is a lossy format that re-compresses the pixels --ensure-uint8 "
+            f"makes carry the target; save as .png, or add --allow-lossy to save it anyway (the file is then "
+            f"read back and its class reported)")
+
+
+def _report_lossy(model, saved, args: argparse.Namespace) -> bool:
+    """Say what the lossy file is classified as; False when it lost the target and lossy output was not allowed."""
+    what = f"{_fmt(model, saved.label, saved.prob)}, target p={saved.target_prob:.4f}"
+    if saved.carries_target:
+        if not args.json:
+            print(f"saved file: {what} (lossy format, read back: still the target)")
+        return True
+    if not args.json:
+        print(f"saved file: {what} (lossy format, read back: NOT the target)")
+    if args.allow_lossy:
+        return True
+    print(f"caffe-relabel: warning: {saved.path} lost the target in lossy compression; save as .png to keep "
+          f"it exact, or pass --allow-lossy to accept a lossy file", file=sys.stderr)
+    return False
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
@@ -187,7 +221,10 @@ def register(sub: "argparse._SubParsersAction") -> None:
     aim.add_argument("--untargeted", action="store_true",
                      help="any label but the original: step away from it until the label changes")
     aim.add_argument("--least-likely", action="store_true", help="target the original image's least likely class")
-    p.add_argument("--output", "-o", help="save the relabelled image (PNG keeps it exact)")
+    p.add_argument("--output", "-o", help="save the relabelled image (PNG keeps it exact; a lossy .jpg/.webp is read "
+                                          "back and classified: exit 1 if it lost the target)")
+    p.add_argument("--allow-lossy", action="store_true",
+                   help="accept a lossy -o file that lost the target (exit 0), and --ensure-uint8 with it")
     add_relabel_options(p, 0.01)
     p.add_argument("--ensure-uint8", action="store_true", help="keep going until the 8-bit image carries the target label")
     p.add_argument("--confidence", type=finite_float, default=0.0, help="also require the target's probability to reach this (default 0)")

@@ -93,8 +93,8 @@ def run_examples(
         iterations=Stats.of([r.iterations for r in ok]),
         entropy_before=Stats.of([entropy(r.original_probs) for r in ok]),
         entropy_after=Stats.of([entropy(r.probs) for r in ok]),
-        figure1=_figure1(net, results[:2], out / f"figure1_{tag}.png"),
-        figure2=_figure2(net, results[:2], out / f"figure2_{tag}.png"),
+        figure1=_figure1(net, results[:2], out / f"figure1_{tag}.png", _stopping(settings.confidence)),
+        figure2=_figure2(net, results[:2], out / f"figure2_{tag}.png", _stopping(settings.confidence)),
     )
 
 
@@ -121,17 +121,22 @@ def _example(src: Source, r: RelabelResult) -> Example:
                    r.original_prob, r.final_label, r.final_prob, r.uint8_success)
 
 
-def _figure1(net: Model, pair: list[RelabelResult], path: Path) -> Path:
+def _stopping(confidence: float) -> str:
+    """How the runs stopped, for the figure titles: the two Figure 2 variants must not read alike."""
+    return f"stopped at target p >= {confidence:g}" if confidence else "stopped at the first top-1 step"
+
+
+def _figure1(net: Model, pair: list[RelabelResult], path: Path, stopping: str) -> Path:
     rows = [plots.RelabelRow(r.original, r.image, net.class_name(r.original_label), r.original_prob,
                              net.class_name(r.final_label), r.final_prob, r.distortion) for r in pair]
-    return plots.relabel_figure(rows, path, f"Figure 1 ({net.name}): two exemplars with their labels swapped")
+    return plots.relabel_figure(rows, path, f"Figure 1 ({net.name}): two exemplars with their labels swapped, {stopping}")
 
 
-def _figure2(net: Model, pair: list[RelabelResult], path: Path) -> Path:
+def _figure2(net: Model, pair: list[RelabelResult], path: Path, stopping: str) -> Path:
     names = net.class_names or tuple(str(i) for i in range(net.classifier.num_classes))
     panels = []
     for r in pair:
         marks = (r.original_label, r.target)
         panels.append(plots.ProbPanel(f"before: {plots.short_name(net.class_name(r.original_label))}", r.original_probs, marks))
         panels.append(plots.ProbPanel(f"after, target {plots.short_name(net.class_name(r.target))}", r.probs, marks))
-    return plots.probability_figure(panels, names, path, f"Figure 2 ({net.name}): class probabilities before and after")
+    return plots.probability_figure(panels, names, path, f"Figure 2 ({net.name}): class probabilities before and after, {stopping}")
