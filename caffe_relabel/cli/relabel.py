@@ -191,13 +191,14 @@ def _check_lossy_request(args: argparse.Namespace) -> None:
 
 def _report_lossy(model, saved, args: argparse.Namespace) -> bool:
     """Say what the lossy file is classified as; False when it lost the target and lossy output was not allowed."""
-    what = f"{_fmt(model, saved.label, saved.prob)}, target p={saved.target_prob:.4f}"
+    aim = "original" if saved.away else "target"
+    what = f"{_fmt(model, saved.label, saved.prob)}, {aim} p={saved.target_prob:.4f}"
     if saved.carries_target:
         if not args.json:
-            print(f"saved file: {what} (lossy format, read back: still the target)")
+            print(f"saved file: {what} (lossy format, read back: {'a new label' if saved.away else 'still the target'})")
         return True
     if not args.json:
-        print(f"saved file: {what} (lossy format, read back: NOT the target)")
+        print(f"saved file: {what} (lossy format, read back: {'the original label again' if saved.away else 'NOT the target'})")
     if args.allow_lossy:
         return True
     print(f"caffe-relabel: warning: {saved.path} lost the target in lossy compression; save as .png to keep "
