@@ -55,12 +55,15 @@ class LoopArrays(abc.ABC):
     :mod:`caffe_relabel.preprocess`.
     """
 
+    #: numpy, or torch: the module whose functions do the image arithmetic.
+    xp: Any
+
     def __init__(self, classifier: Classifier, spec: InputSpec, step: float, low: np.ndarray, high: np.ndarray,
                  clip: bool) -> None:
         self.classifier, self.spec = classifier, spec
         self.step, self.clip = np.float32(step), clip
         self.low, self.high = np.asarray(low, np.float32), np.asarray(high, np.float32)
-        self.mean = spec.mean_blob().astype(np.float64)
+        self.mean = spec.mean_blob().astype(np.float64)  # a subclass moves it to its device
         self.raw_scale, self.input_scale = float(spec.raw_scale), float(spec.input_scale)
         self.pixel_unit = float(spec.pixel_unit)
 
@@ -109,23 +112,50 @@ class LoopArrays(abc.ABC):
         """Per-sample (label, probability of the target) on the host, N x 2."""
 
     # -- images ----------------------------------------------------------
+    # One float64 arithmetic for both kinds of array: ``xp``'s functions used
+    # here are spelled alike in numpy and torch.
 
     @abc.abstractmethod
+    def _dense(self, a: Any) -> Any:
+        """``a`` laid out C-contiguous, as networks and callers take arrays."""
+
+    def _flip(self, a: Any) -> Any:
+        return self.xp.flip(a, (1,)) if self.spec.channel_order == "BGR" else a
+
+    def _quantized(self, images: Any) -> Any:
+        # to_uint8, batched, back in [0, 1].
+        return self.xp.clip(self.xp.round(images * 255.0), 0, 255) / 255.0
+
+    def _blob_images(self, x: Any) -> Any:
+        # blob_to_image, batched: float64 N x H x W x C, not clipped.
+        chw = (self.xp.asarray(x, dtype=self.xp.float64) / self.input_scale + self.mean) / self.raw_scale
+        return self.xp.moveaxis(self._flip(chw), 1, 3)
+
     def to_blobs(self, images: Any) -> Any:
         """Images to blobs (:func:`~caffe_relabel.preprocess.image_to_blob`, batched)."""
+        chw = self._flip(self.xp.moveaxis(self.xp.asarray(images, dtype=self.xp.float64), 3, 1))
+        return self._dense(self.xp.asarray((chw * self.raw_scale - self.mean) * self.input_scale, dtype=self.xp.float32))
 
-    @abc.abstractmethod
     def uint8_blobs(self, x: Any) -> Any:
         """The blobs of the 8-bit images that ``x`` would be saved as."""
+        return self.to_blobs(self._quantized(self._blob_images(x)))
 
-    @abc.abstractmethod
     def results(self, x: Any, x0: Any, originals: Any) -> tuple[Any, np.ndarray]:
         """The relabelled images (the change added to the originals, clipped to [0, 1]) and, on the host,
         N x 2 (distortion, distortion of the 8-bit image)."""
+        # The change, added to the user's own image: untouched pixels stay
+        # bit-identical rather than picking up float32 round-off.
+        images = self._dense(self.xp.clip(originals + (self._blob_images(x) - self._blob_images(x0)), 0.0, 1.0))
+        n, pixels = images.shape[0], images.shape[1] * images.shape[2]
+        dist = [self.xp.sqrt(self.xp.sum(((a - originals) ** 2).reshape(n, -1), axis=1) / pixels)
+                for a in (images, self._quantized(images))]
+        return images, self.host(self.xp.stack(dist, axis=1))
 
 
 class NumpyArrays(LoopArrays):
     """The loop on the host, around any numpy classifier."""
+
+    xp = np
 
     def put(self, a: Any) -> np.ndarray:
         if type(a).__module__.startswith("torch"):  # a tensor batch handed to a numpy classifier
@@ -182,27 +212,5 @@ class NumpyArrays(LoopArrays):
         rows = np.arange(probs.shape[0])
         return np.stack([probs.argmax(axis=1).astype(np.float64), probs[rows, targets].astype(np.float64)], axis=1)
 
-    def _flip(self, a: np.ndarray) -> np.ndarray:
-        return a[:, ::-1] if self.spec.channel_order == "BGR" else a
-
-    def to_blobs(self, images: np.ndarray) -> np.ndarray:
-        chw = self._flip(images.transpose(0, 3, 1, 2))
-        return ((chw * self.raw_scale - self.mean) * self.input_scale).astype(np.float32)
-
-    def _blob_images(self, x: np.ndarray) -> np.ndarray:
-        # blob_to_image, batched: float64 N x H x W x C, not clipped.
-        return self._flip((x.astype(np.float64) / self.input_scale + self.mean) / self.raw_scale).transpose(0, 2, 3, 1)
-
-    def uint8_blobs(self, x: np.ndarray) -> np.ndarray:
-        return self.to_blobs(np.clip(np.round(self._blob_images(x) * 255.0), 0, 255) / 255.0)
-
-    def results(self, x: np.ndarray, x0: np.ndarray, originals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # The change, added to the user's own image: untouched pixels stay
-        # bit-identical rather than picking up float32 round-off.
-        images = np.clip(originals + (self._blob_images(x) - self._blob_images(x0)), 0.0, 1.0)
-        u8 = np.clip(np.round(images * 255.0), 0, 255) / 255.0
-        pixels = images.shape[1] * images.shape[2]
-        n = images.shape[0]
-        dist = [np.sqrt(np.sum(((a - originals) ** 2).reshape(n, -1), axis=1) / pixels) for a in (images, u8)]
-        return images, np.stack(dist, axis=1)
-
+    def _dense(self, a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a)

@@ -26,13 +26,15 @@ from .loop_arrays import BOTTOM, TOP, Gradient, LoopArrays
 class TorchArrays(LoopArrays):
     """The loop on an :class:`~caffe_relabel.backends.engine.EngineClassifier`'s device."""
 
+    xp = torch
+
     def __init__(self, classifier: Any, spec: Any, step: float, low: np.ndarray, high: np.ndarray, clip: bool) -> None:
         super().__init__(classifier, spec, step, low, high, clip)
         self.net = classifier.net
         self.device = self.net.device
         self._run = classifier._run  # the module, or its torch.compile'd form
         self.low_t, self.high_t = self.put(self.low), self.put(self.high)
-        self.mean_t = self.put(self.mean)
+        self.mean = self.put(self.mean)
         self._tiny = float(np.finfo(np.float32).tiny)
 
     def put(self, a: Any) -> torch.Tensor:
@@ -109,23 +111,5 @@ class TorchArrays(LoopArrays):
         t = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=probs.device)
         return torch.stack([probs.argmax(dim=1).double(), probs[rows, t].double()], dim=1).cpu().numpy()
 
-    def _flip(self, a: torch.Tensor) -> torch.Tensor:
-        return a.flip(1) if self.spec.channel_order == "BGR" else a
-
-    def to_blobs(self, images: torch.Tensor) -> torch.Tensor:
-        chw = self._flip(images.permute(0, 3, 1, 2).double())
-        return ((chw * self.raw_scale - self.mean_t) * self.input_scale).float().contiguous()
-
-    def _blob_images(self, x: torch.Tensor) -> torch.Tensor:
-        return self._flip((x.double() / self.input_scale + self.mean_t) / self.raw_scale).permute(0, 2, 3, 1)
-
-    def uint8_blobs(self, x: torch.Tensor) -> torch.Tensor:
-        return self.to_blobs(torch.clamp(torch.round(self._blob_images(x) * 255.0), 0, 255) / 255.0)
-
-    def results(self, x: torch.Tensor, x0: torch.Tensor, originals: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
-        images = torch.clamp(originals + (self._blob_images(x) - self._blob_images(x0)), 0.0, 1.0)
-        u8 = torch.clamp(torch.round(images * 255.0), 0, 255) / 255.0
-        pixels = images.shape[1] * images.shape[2]
-        n = images.shape[0]
-        dist = [torch.sqrt(torch.sum(((a - originals) ** 2).reshape(n, -1), dim=1) / pixels) for a in (images, u8)]
-        return images.contiguous(), torch.stack(dist, dim=1).cpu().numpy()
+    def _dense(self, a: torch.Tensor) -> torch.Tensor:
+        return a.contiguous()
