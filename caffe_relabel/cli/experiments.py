@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -148,6 +149,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, Enum):  # a stored result's stop reason: its readable value
+        return value.value
     return str(value) if isinstance(value, Path) else value
 
 

@@ -22,7 +22,7 @@ from ..relabel import Relabeller, RelabelResult
 from ..settings import RelabelSettings
 from .common import UNCAPPED, ModelRef, open_model
 from .sources import load_sources
-from .sweep import plan_pairs
+from .sweep import iter_pairs, plan_sources
 from .transfer_models import DIGITS_MLP, open_classifier
 
 CROP_FRACTION = 0.875  # the 224-of-256 centre crop's proportion
@@ -86,7 +86,7 @@ def run_limitations(
     """Relabel ``n`` random (source, target) pairs and test each limit on them."""
     net = open_model(model, backend)
     rng = np.random.default_rng(seed)
-    pool = plan_pairs(load_sources(net, sources, seed=seed), net.classifier.num_classes, seed=seed)
+    pool = list(iter_pairs(plan_sources(load_sources(net, sources, seed=seed), net.classifier.num_classes)))
     jobs = [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
     relabeller = Relabeller(net, settings)
     results = relabeller.run_batch([s.image for s, _ in jobs], [t for _, t in jobs])

@@ -15,40 +15,25 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import plots
+from .. import __version__
 from ..errors import ArgumentError, CaffeRelabelError
 from ..model import Model
 from ..relabel import Relabeller, RelabelResult
 from ..settings import RelabelSettings
 from .common import UNCAPPED, ModelRef, Stats, entropy, open_model
 from .sources import Source, by_class, load_sources
-from .sweep import plan_pairs
+from .store import StoredResult
+from .sweep import iter_pairs, plan_sources
 
 PAPER_MEAN_DISTORTION = 0.00814
 PAPER_PAIR_DISTORTIONS = (0.00864, 0.00712)
 
 
 @dataclass(frozen=True)
-class Example:
-    """One relabelling's outcome, without its images."""
-
-    source: str
-    source_label: int
-    target: int
-    success: bool
-    iterations: int
-    distortion: float
-    original_label: int
-    original_prob: float
-    final_label: int
-    final_prob: float
-    uint8_success: bool
-
-
-@dataclass(frozen=True)
 class ExamplesResult:
     model: str
-    swapped: tuple[Example, Example]
-    runs: list[Example]
+    swapped: tuple[StoredResult, StoredResult]  # a relabelling's outcome, as a sweep stores it
+    runs: list[StoredResult]
     success_rate: float
     distortion: Stats  # over the successful runs
     iterations: Stats
@@ -73,12 +58,12 @@ def run_examples(
     rng = np.random.default_rng(seed)
     srcs = load_sources(net, sources, seed=seed)
     a, b = _pick_pair(net, srcs, classes, rng)
-    pool = plan_pairs(srcs, net.classifier.num_classes, seed=seed)
+    pool = list(iter_pairs(plan_sources(srcs, net.classifier.num_classes)))
     picks = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     jobs = [(a, b.label), (b, a.label)] + [pool[i] for i in sorted(picks)]
     relabeller = Relabeller(net, settings)
     results = relabeller.run_batch([s.image for s, _ in jobs], [t for _, t in jobs])
-    examples = [_example(s, r) for (s, _), r in zip(jobs, results)]
+    examples = [StoredResult.from_result(s.id, s.label, r, net.name, __version__) for (s, _), r in zip(jobs, results)]
     # Runs that must reach a confident target get their own figures.
     tag = f"{net.name}_conf{settings.confidence:g}" if settings.confidence else net.name
     runs, runs_results = examples[2:], results[2:]
@@ -114,11 +99,6 @@ def _pick_pair(net: Model, srcs: list[Source], classes: Optional[Sequence["int |
             raise CaffeRelabelError(f"no source image of class {', '.join(missing)} in the source set")
     first, second = (groups[int(c)][rng.integers(len(groups[int(c)]))] for c in chosen)
     return first, second
-
-
-def _example(src: Source, r: RelabelResult) -> Example:
-    return Example(src.id, src.label, r.target, r.success, r.iterations, r.distortion, r.original_label,
-                   r.original_prob, r.final_label, r.final_prob, r.uint8_success)
 
 
 def _stopping(confidence: float) -> str:

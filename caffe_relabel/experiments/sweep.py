@@ -96,29 +96,11 @@ def plan_sources(
             yield s, others
 
 
-def iter_pairs(
-    sources: Iterable[Source],
-    num_classes: int,
-    targets: Optional[Sequence[int]] = None,
-    targets_per_source: Optional[int] = None,
-    seed: int = 0,
-    shard: tuple[int, int] = (0, 1),
-) -> Iterator[tuple[Source, int]]:
-    """The planned (source, target) pairs of ``shard``, one at a time (see :func:`plan_sources`)."""
-    for s, ts in plan_sources(sources, num_classes, targets, targets_per_source, seed, shard):
+def iter_pairs(plan: Iterable[tuple[Source, list[int]]]) -> Iterator[tuple[Source, int]]:
+    """A plan (from :func:`plan_sources`) as (source, target) pairs, one at a time."""
+    for s, ts in plan:
         for t in ts:
             yield s, t
-
-
-def plan_pairs(
-    sources: Sequence[Source],
-    num_classes: int,
-    targets: Optional[Sequence[int]] = None,
-    targets_per_source: Optional[int] = None,
-    seed: int = 0,
-) -> list[tuple[Source, int]]:
-    """Every planned pair as a list, for the experiments that pick a few at random (a sweep streams them)."""
-    return list(iter_pairs(sources, num_classes, targets, targets_per_source, seed))
 
 
 def count_planned(db: SweepStore, plan: Iterable[tuple[Source, list[int]]]) -> tuple[int, int]:

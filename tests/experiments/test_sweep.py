@@ -20,7 +20,7 @@ from caffe_relabel.backends.base import Classifier, LossGradient
 from caffe_relabel.errors import CaffeRelabelError
 from caffe_relabel.experiments.sources import Source
 from caffe_relabel.experiments.store import StoreIdentity, StoredResult, StoreMismatchError, SweepStore, merge_stores
-from caffe_relabel.experiments.sweep import (count_planned, iter_pairs, pairs_to_do, parse_shard, plan_pairs, plan_sources,
+from caffe_relabel.experiments.sweep import (count_planned, iter_pairs, pairs_to_do, parse_shard, plan_sources,
                                              run_sweep, shard_of, summarize)
 from caffe_relabel.model import Model
 from caffe_relabel.preprocess import InputSpec
@@ -82,7 +82,7 @@ def test_a_killed_sweep_resumes_losing_and_repeating_nothing(tmp_path, reference
 
 def test_shards_partition_the_pairs():
     sources = [Source(f"img{i}", "unused", i % 10) for i in range(40)]
-    pairs = {(s.id, t) for s, t in plan_pairs(sources, 10)}
+    pairs = {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 10))}
     assert len(pairs) == 40 * 9
     for n in (1, 2, 3, 7):
         parts = [{p for p in pairs if shard_of(*p, n) == i} for i in range(n)]
@@ -94,8 +94,8 @@ def test_shards_partition_the_pairs():
 
 def test_target_sampling_is_seeded_and_excludes_the_source_class():
     sources = [Source(f"img{i}", "unused", i % 10) for i in range(10)]
-    a = plan_pairs(sources, 10, targets_per_source=3, seed=1)
-    assert a == plan_pairs(sources, 10, targets_per_source=3, seed=1)
+    a = list(iter_pairs(plan_sources(sources, 10, targets_per_source=3, seed=1)))
+    assert a == list(iter_pairs(plan_sources(sources, 10, targets_per_source=3, seed=1)))
     assert len(a) == 30 and all(t != s.label for s, t in a)
 
 
@@ -253,7 +253,7 @@ def test_the_plan_is_lazy_at_the_papers_scale():
     sources = _sources(10_000, 1000)  # 9,990,000 pairs planned
     tracemalloc.start()
     try:
-        first = list(itertools.islice(iter_pairs(sources, 1000), 1000))
+        first = list(itertools.islice(iter_pairs(plan_sources(sources, 1000)), 1000))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -269,9 +269,9 @@ def test_a_sources_targets_do_not_depend_on_the_other_sources():
     assert alone["s00007"] == among["s00007"]
     assert among != dict((s.id, ts) for s, ts in plan_sources(sources, 10, targets_per_source=3, seed=5))
     # Sharding after sampling: a shard's pairs are exactly the sampled pairs whose hash lands there.
-    sampled = {(s.id, t) for s, t in iter_pairs(sources, 10, targets_per_source=3, seed=4)}
+    sampled = {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 10, targets_per_source=3, seed=4))}
     for i in range(3):
-        part = {(s.id, t) for s, t in iter_pairs(sources, 10, targets_per_source=3, seed=4, shard=(i, 3))}
+        part = {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 10, targets_per_source=3, seed=4, shard=(i, 3)))}
         assert part == {p for p in sampled if shard_of(*p, 3) == i}
 
 
@@ -286,7 +286,7 @@ def test_resume_asks_the_store_once_per_source_through_its_index(tmp_path):
         todo = {(s.id, t) for s, t in pairs_to_do(db, plan_sources(sources, 4))}
         db._db.set_trace_callback(None)
         plan = [row[3] for row in db._db.execute("EXPLAIN QUERY PLAN SELECT target FROM results WHERE source = ?", ("x",))]
-    assert todo == {(s.id, t) for s, t in plan_pairs(sources, 4)} - set(stored)
+    assert todo == {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 4))} - set(stored)
     lookups = [q for q in statements if q.startswith("SELECT target FROM results WHERE source")]
     assert len(lookups) == 2 * len(sources) and len(statements) == len(lookups)
     assert any("USING COVERING INDEX" in p for p in plan), plan

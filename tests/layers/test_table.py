@@ -16,13 +16,13 @@ from caffe_relabel.proto.caffe_relabel_caffe_pb2 import LayerParameter
 
 
 def _engine_builders() -> set[object]:
-    """Every ``build_*`` function defined in the engine's layer family files."""
+    """Every ``build_*`` function defined in the engine's layer family files (or a layer class's ``build`` there)."""
     package = importlib.import_module("caffe_relabel.engine.layers")
     found = set()
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
-        found.update(f for name, f in inspect.getmembers(module, inspect.isfunction)
-                     if name.startswith("build_") and f.__module__ == module.__name__)
+        found.update(f for name, f in inspect.getmembers(module, callable) if name.startswith("build_")
+                     and (f.__self__ if inspect.ismethod(f) else f).__module__ == module.__name__)
     return found
 
 
