@@ -81,13 +81,14 @@ class BlobInput(torch.nn.Module):
         super().__init__()
         self.net = net
         self.bgr = spec.channel_order == "BGR"
-        self.scale = float(spec.scale)
+        self.raw_scale = float(spec.raw_scale)
+        self.input_scale = float(spec.input_scale)
         self.register_buffer("mean", torch.from_numpy(np.ascontiguousarray(spec.mean_blob(), np.float32))[None].to(device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bgr:
             x = x.flip(1)
-        return self.net(x * self.scale - self.mean)
+        return self.net((x * self.raw_scale - self.mean) * self.input_scale)
 
 
 def to_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -199,7 +200,7 @@ def main(argv: "list[str] | None" = None) -> int:
     device = model.classifier.module.device
     module = BlobInput(model.classifier.module, spec, device).eval()
     names, photos, targets = make_pairs(args.pairs, args.seed, spec)
-    step = ALPHA / 255.0 / spec.scale  # in [0, 1] image units: 50/255 of a grey level
+    step = ALPHA / 255.0 / 255.0  # in [0, 1] image units: 50/255 of a grey level
     # Warm-up (allocation, oneDNN primitives) so the first method timed does not pay for it.
     model.classifier.loss_and_gradient(np.zeros((args.batch,) + spec.shape, np.float32), [0] * args.batch)
 

@@ -70,9 +70,7 @@ def main() -> None:
             "photographs": fidelity(engine, caffe, (photographs(size) * s).astype(np.float32), targets),
         }
         spec = testmodels.zoo_input_spec(name, size)
-        # The step is alpha/255 in blob units until the input scale joins InputSpec (issue 13):
-        # alpha * s gives the paper's 50/255 of a grey level on nets with an input scale s.
-        relabeller = Relabeller(Model(engine, spec, name), alpha=50.0 * s, max_iter=args.max_iter, batch_size=2)
+        relabeller = Relabeller(Model(engine, spec, name), max_iter=args.max_iter, batch_size=2)
         photos = [skimage.data.chelsea(), skimage.data.coffee()]
         goals = [int(t) for t in rng.choice(1000, size=2, replace=False)]
         start = time.perf_counter()

@@ -22,8 +22,13 @@ def distortion(relabelled: np.ndarray, original: np.ndarray) -> float:
     return float(np.sqrt(np.sum((a - b) ** 2) / pixels))
 
 
-def blob_distortion(blobs: np.ndarray, originals: np.ndarray, scale: float = 255.0) -> np.ndarray:
-    """Per-sample distortion of N x C x H x W blobs (mean and channel order cancel out)."""
-    d = (np.asarray(blobs, dtype=np.float64) - np.asarray(originals, dtype=np.float64)) / scale
+def blob_distortion(blobs: np.ndarray, originals: np.ndarray, pixel_unit: float = 255.0) -> np.ndarray:
+    """Per-sample distortion of N x C x H x W blobs, in [0, 1] pixel units whatever the transform.
+
+    ``pixel_unit``: blob units of a pixel going from 0 to 1 (:attr:`InputSpec.pixel_unit
+    <caffe_relabel.preprocess.InputSpec.pixel_unit>`, raw_scale * input_scale); the mean
+    and the channel order cancel out.
+    """
+    d = (np.asarray(blobs, dtype=np.float64) - np.asarray(originals, dtype=np.float64)) / pixel_unit
     pixels = d.shape[2] * d.shape[3]
     return np.sqrt(np.sum(d.reshape(d.shape[0], -1) ** 2, axis=1) / pixels)

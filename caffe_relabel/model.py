@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from .backends import Classifier, load_classifier
 from .errors import ArgumentError, ModelNotFoundError
@@ -31,6 +31,20 @@ class Model:
             raise ArgumentError(
                 f"{len(self.class_names)} class names given for a network with {self.classifier.num_classes} classes"
             )
+
+    def __repr__(self) -> str:
+        # Short: the class names alone would print 25,000 characters.
+        clf = self.classifier
+        classes = f"{clf.num_classes}" + (f" {self.label_set}" if self.label_set else "")
+        device = getattr(clf, "device", None)
+        where = f", device={device!s}" if device is not None else ""
+        return f"Model({self.name!r}, backend={clf.backend_name}{where}, input={self.input!r}, classes={classes})"
+
+    @property
+    def module(self) -> Any:
+        """The network as a torch.nn.Module (``module(x)`` gives the logits), where the backend has one
+        (engine); otherwise a BackendUnavailableError saying why."""
+        return self.classifier.module
 
     def class_name(self, index: int) -> str:
         return self.class_names[index] if self.class_names is not None else str(index)

@@ -2,15 +2,16 @@
 
 An *image* here is a float64 H x W x 3 RGB array in [0, 1] (H x W x 1 for a
 grey network) at the network's input size: the space where the paper
-measures distortion. A *blob* is what the data layer receives: channels
-first, in the network's channel order, on the 0..255 scale, minus the mean.
+measures distortion. A *blob* is what the data layer receives, Caffe's
+whole data transform applied: channels first, in the network's channel
+order, (pixel * raw_scale - mean) * input_scale.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional, Union
 
@@ -23,14 +24,23 @@ ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
 
 @dataclass(frozen=True)
 class InputSpec:
-    """How a network expects its input.
+    """How a network expects its input: Caffe's data transform, image to blob.
 
+    blob = (pixel * raw_scale - mean) * input_scale, pixel in [0, 1], as
+    Caffe's classify.py (``--raw_scale``, ``--input_scale``) and a data
+    layer's ``transform_param`` (the mean is subtracted before ``scale``).
+
+    size: the net's input H x W; an image is resized and centre-cropped to it
+        (Caffe's ``crop_size`` at test time).
     channel_order: "BGR" (Caffe's usual), "RGB" or "GREY".
-    mean: per-channel means in the network's channel order (0..255 scale),
-        or a C x h x w mean image (centre-cropped to the input size).
+    mean: per-channel means in the network's channel order, on the raw scale
+        (0..raw_scale), or a C x h x w mean image (centre-cropped to the input size).
     resize: the shorter side is resized to this before the centre crop
         (256 for the BVLC models); None resizes straight to the input size.
     interpolation: spline order for resizing (1 bilinear, 3 bicubic).
+    raw_scale: the pixel range the mean is given in (255: 8-bit pixels).
+    input_scale: multiplies the blob after the mean is subtracted (Caffe's
+        ``transform_param.scale``: 0.00390625 for LeNet, 0.017 for MobileNet).
     """
 
     size: tuple[int, int]
@@ -38,13 +48,16 @@ class InputSpec:
     mean: Union[tuple[float, ...], np.ndarray] = (104.0, 117.0, 123.0)
     resize: Optional[int] = 256
     interpolation: int = 1
-    scale: float = field(default=255.0)
+    raw_scale: float = 255.0
+    input_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float, np.number)):
-            raise ArgumentError(f"expected scale to be a number, got {self.scale!r}")
-        if not (math.isfinite(self.scale) and self.scale > 0):
-            raise ArgumentError(f"expected scale to be a finite number > 0, got {self.scale!r}")
+        for name in ("raw_scale", "input_scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise ArgumentError(f"expected {name} to be a number, got {value!r}")
+            if not (math.isfinite(value) and value > 0):
+                raise ArgumentError(f"expected {name} to be a finite number > 0, got {value!r}")
         if self.channel_order not in ("BGR", "RGB", "GREY"):
             raise ArgumentError(f"expected channel_order 'BGR', 'RGB' or 'GREY', got {self.channel_order!r}")
         try:
@@ -52,7 +65,7 @@ class InputSpec:
         except (TypeError, ValueError):
             raise ArgumentError(f"expected mean to be numbers, got {self.mean!r}") from None
         if not np.all(np.isfinite(mean)) or np.any(mean < 0):
-            raise ArgumentError("expected finite mean values >= 0 (on the 0..255 scale), got NaN, infinity or a negative value")
+            raise ArgumentError("expected finite mean values >= 0 (on the raw scale), got NaN, infinity or a negative value")
         if mean.ndim == 1 and mean.size != self.channels:
             raise ArgumentError(f"expected {self.channels} per-channel means, got {mean.size}")
         if mean.ndim == 3 and (mean.shape[0] != self.channels or mean.shape[1] < self.size[0] or mean.shape[2] < self.size[1]):
@@ -62,6 +75,35 @@ class InputSpec:
         if mean.ndim not in (1, 3):
             raise ArgumentError(f"expected per-channel means or a C x H x W mean image, got shape {list(mean.shape)}")
 
+    @classmethod
+    def from_transform_param(
+        cls,
+        path: "str | os.PathLike[str]",
+        size: tuple[int, int],
+        channel_order: str = "BGR",
+        resize: Optional[int] = 256,
+        interpolation: int = 1,
+        raw_scale: float = 255.0,
+    ) -> "InputSpec":
+        """The spec a train_val prototxt's TEST-phase ``transform_param`` describes
+        (mean_value or mean_file, scale, crop_size; see :mod:`caffe_relabel.transform_param`)."""
+        from .transform_param import read_transform_param
+
+        channels = 1 if channel_order == "GREY" else 3
+        t = read_transform_param(path, size, channels)
+        mean = t.mean if t.mean is not None else (0.0,) * channels
+        return cls(size=size, channel_order=channel_order, mean=mean, resize=resize, interpolation=interpolation,
+                   raw_scale=raw_scale, input_scale=t.scale)
+
+    def __repr__(self) -> str:
+        # Field by field, with a mean image shown by its shape: printing a spec must not dump an array.
+        def show(value: object) -> str:
+            if isinstance(value, np.ndarray):
+                return f"<{'x'.join(map(str, value.shape))} mean image>" if value.ndim > 1 else repr(tuple(value.tolist()))
+            return repr(value)
+
+        return f"InputSpec({', '.join(f'{f.name}={show(getattr(self, f.name))}' for f in fields(self))})"
+
     @property
     def channels(self) -> int:
         return 1 if self.channel_order == "GREY" else 3
@@ -70,8 +112,18 @@ class InputSpec:
     def shape(self) -> tuple[int, int, int]:
         return (self.channels, self.size[0], self.size[1])
 
+    @property
+    def pixel_unit(self) -> float:
+        """Blob units a pixel moves going from 0 to 1 (black to white): raw_scale * input_scale."""
+        return float(self.raw_scale) * float(self.input_scale)
+
+    @property
+    def grey_level(self) -> float:
+        """Blob units of one grey level (1/255 of the pixel range), whatever the transform."""
+        return self.pixel_unit / 255.0
+
     def mean_blob(self) -> np.ndarray:
-        """The mean as a C x H x W array (broadcast or centre-cropped)."""
+        """The mean as a C x H x W array (broadcast or centre-cropped), on the raw scale."""
         mean = np.asarray(self.mean, dtype=np.float64)
         h, w = self.size
         if mean.ndim == 1:
@@ -79,6 +131,11 @@ class InputSpec:
         top = (mean.shape[1] - h) // 2
         left = (mean.shape[2] - w) // 2
         return mean[:, top : top + h, left : left + w]
+
+    def blob_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """C x H x W blob values of a black (0) and a white (1) pixel: the blob's valid range."""
+        mean = self.mean_blob()
+        return (0.0 - mean) * self.input_scale, (self.raw_scale - mean) * self.input_scale
 
 
 def load_image(source: ImageLike, page: Optional[int] = None) -> np.ndarray:
@@ -190,12 +247,12 @@ def image_to_blob(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     chw = image.transpose(2, 0, 1)
     if spec.channel_order == "BGR":
         chw = chw[::-1]
-    return (chw * spec.scale - spec.mean_blob()).astype(np.float32)
+    return ((chw * spec.raw_scale - spec.mean_blob()) * spec.input_scale).astype(np.float32)
 
 
 def blob_to_image(blob: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Inverse of :func:`image_to_blob`: float64 H x W x C in image space (not clipped)."""
-    chw = (np.asarray(blob, dtype=np.float64) + spec.mean_blob()) / spec.scale
+    chw = (np.asarray(blob, dtype=np.float64) / spec.input_scale + spec.mean_blob()) / spec.raw_scale
     if spec.channel_order == "BGR":
         chw = chw[::-1]
     return np.ascontiguousarray(chw.transpose(1, 2, 0))

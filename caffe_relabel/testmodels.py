@@ -232,13 +232,32 @@ def random_model(name: str, seed: int = RANDOM_SEED) -> tuple[Path, Path]:
 
 
 def zoo_input_spec(name: str, size: int = 224) -> Any:
-    """The InputSpec of a zoo architecture; an input scale s after the mean is folded into the
-    raw scale (255 s) and the mean (mean s): the same blob, (pixel - mean) * s."""
+    """The InputSpec of a zoo architecture: its mean, and its input scale after the mean."""
     from .preprocess import InputSpec
 
-    s = ZOO_INPUT_SCALE.get(name, 1.0)
-    mean = tuple(m * s for m in ZOO_MEANS[name])
-    return InputSpec(size=(size, size), channel_order="BGR", mean=mean, resize=256, scale=255.0 * s)
+    return InputSpec(size=(size, size), channel_order="BGR", mean=ZOO_MEANS[name], resize=256,
+                     input_scale=ZOO_INPUT_SCALE.get(name, 1.0))
+
+
+def scaled_digits(folder: "str | os.PathLike[str]", input_scale: float) -> tuple[Path, Path]:
+    """The digits model re-expressed for an input scale after the mean (a LeNet-style net
+    trained on (pixel - mean) * input_scale): conv1's weights divided by ``input_scale``, so
+    the same function of the pixels. Written to ``folder`` as (prototxt, caffemodel); with a
+    power of two (1/256) every product, and so every output, is bit-identical to the original's."""
+    import shutil
+
+    from .proto.io import read_weights, write_weights
+
+    net = read_weights(DIGITS_WEIGHTS)
+    (conv1,) = [layer for layer in net.layer if layer.name == "conv1"]
+    weights = conv1.blobs[0]
+    scaled = np.asarray(weights.data, dtype=np.float32) / np.float32(input_scale)
+    weights.data[:] = scaled.tolist()
+    folder = Path(folder)
+    proto, model = folder / "deploy.prototxt", folder / "scaled_digits.caffemodel"
+    shutil.copyfile(DIGITS_PROTOTXT, proto)
+    write_weights(net, model)
+    return proto, model
 
 
 def logit_spread(clf: Any, x: np.ndarray) -> float:

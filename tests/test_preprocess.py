@@ -122,12 +122,36 @@ def test_save_is_8bit_round_to_nearest(tmp_path):
     assert np.array_equal(px, to_uint8(img))
 
 
-@pytest.mark.parametrize("kw", [dict(scale=0), dict(scale=-1.0), dict(scale=float("nan")), dict(scale=float("inf")),
-                                dict(scale="255"), dict(mean=(float("nan"), 0, 0)), dict(mean=(-1.0, 0, 0)),
+@pytest.mark.parametrize("kw", [dict(raw_scale=0), dict(raw_scale=-1.0), dict(input_scale=float("nan")),
+                                dict(input_scale=float("inf")), dict(raw_scale="255"), dict(input_scale=True),
+                                dict(input_scale=0.0), dict(mean=(float("nan"), 0, 0)), dict(mean=(-1.0, 0, 0)),
                                 dict(mean=(float("inf"), 0, 0))])
 def test_input_spec_refuses_bad_scale_and_mean(kw):
     with pytest.raises(ValueError, match="scale|mean"):
         InputSpec(size=(4, 4), **kw)
+
+
+def test_blob_is_caffes_transform_and_inverts():
+    # Caffe: blob = (pixel * raw_scale - mean) * input_scale, the mean subtracted before the scale.
+    spec = InputSpec(size=(2, 2), channel_order="RGB", mean=(0.5, 1.0, 0.25), resize=None, raw_scale=2.0, input_scale=4.0)
+    image = np.array([[[0.0, 0.5, 1.0]] * 2] * 2)
+    blob = image_to_blob(image, spec)
+    np.testing.assert_array_equal(blob[:, 0, 0], [(0.0 * 2 - 0.5) * 4, (0.5 * 2 - 1.0) * 4, (1.0 * 2 - 0.25) * 4])
+    np.testing.assert_allclose(blob_to_image(blob, spec), image, atol=1e-7)  # float32 blob
+    low, high = spec.blob_bounds()
+    np.testing.assert_array_equal(low[:, 0, 0], [-2.0, -4.0, -1.0])
+    np.testing.assert_array_equal(high[:, 0, 0], [6.0, 4.0, 7.0])
+
+
+@pytest.mark.parametrize("raw_scale, input_scale, grey", [(255.0, 1.0, 1.0), (255.0, 1 / 256, 1 / 256),
+                                                           (255.0, 0.017, 0.017), (1.0, 1.0, 1 / 255)])
+def test_grey_level_in_blob_units(raw_scale, input_scale, grey):
+    spec = InputSpec(size=(2, 2), mean=(0.0, 0.0, 0.0), resize=None, raw_scale=raw_scale, input_scale=input_scale)
+    assert spec.grey_level == pytest.approx(grey, rel=1e-15)
+    black, white = (np.zeros((2, 2, 3)), np.ones((2, 2, 3)))
+    one_level = image_to_blob(np.full((2, 2, 3), 1 / 255), spec) - image_to_blob(black, spec)
+    np.testing.assert_allclose(one_level, spec.grey_level, rtol=1e-6)  # float32 blob
+    assert float((image_to_blob(white, spec) - image_to_blob(black, spec)).mean()) == pytest.approx(spec.pixel_unit, rel=1e-6)
 
 
 @pytest.mark.parametrize("image", [[1, 2, 3], None, b"digit.png", 3.5])

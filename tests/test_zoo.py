@@ -99,3 +99,27 @@ def test_verify_checks_converted_models_against_their_record(cache_home, monkeyp
     assert zoo.verify("made") == (path, False)
     path.write_bytes(b"\x02" * 5000)  # same size, other content
     assert zoo.verify("made") == (path, False)
+
+
+def test_a_word_suggests_the_classes_named_with_it_before_fuzzy_matches():
+    with pytest.raises(ModelNotFoundError) as e:
+        zoo.resolve_class("cat", "imagenet")
+    message = str(e.value)
+    named, _, fuzzy = message.partition("closest")
+    for cls in ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"):
+        assert cls in named
+    assert "crate" not in named
+
+
+@pytest.mark.parametrize("wnid, match", [("n99999999", "well-formed but not one of the 1000 classes"),
+                                         ("n123", "malformed WordNet id 'n123'")])
+def test_wordnet_ids_that_name_no_class_say_so(wnid, match):
+    with pytest.raises(ModelNotFoundError, match=match):
+        zoo.resolve_class(wnid, "imagenet")
+
+
+def test_missing_download_weights_point_to_the_offline_model(cache_home):
+    if zoo.find_weights(zoo.get("bvlc_googlenet")) is not None:
+        pytest.skip("real GoogLeNet weights are present")
+    with pytest.raises(ModelNotFoundError, match="models fetch bvlc_googlenet.*efficientnet_lite0"):
+        zoo.weights_path("bvlc_googlenet")

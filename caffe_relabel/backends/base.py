@@ -10,11 +10,11 @@ from __future__ import annotations
 import abc
 import difflib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import CaffeRelabelError
+from ..errors import BackendUnavailableError, CaffeRelabelError
 from ..netcheck import NetShapes, check_batch
 
 
@@ -53,6 +53,13 @@ class Classifier(abc.ABC):
     def num_classes(self) -> int:
         """Number of output classes."""
         return self._num_classes
+
+    @property
+    def module(self) -> Any:
+        """The network as a torch.nn.Module, for backends that run on torch (engine)."""
+        raise BackendUnavailableError(
+            f"the {self.backend_name} backend has no torch module; load the model with backend='engine' for one"
+        )
 
     @property
     @abc.abstractmethod

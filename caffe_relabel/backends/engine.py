@@ -49,7 +49,7 @@ class EngineClassifier(Classifier):
         if len(shape) != 4:
             raise ModelFormatError(f"{prototxt}: expected a N x C x H x W input blob, got shape {list(shape)}")
         self._input_shape: tuple[int, int, int] = (shape[1], shape[2], shape[3])
-        self._num_classes = count(self.net.blob_shapes[self.net.output_name], 1)
+        self._num_classes = count(self.net.blob_shapes[self.net.scores_name], 1)
         self._net_shapes, self._source = self.net.net_shapes, str(prototxt)
 
     @property

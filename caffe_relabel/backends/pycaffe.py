@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, OutputError, UnsupportedLayerError
 from ..layers import PYCAFFE, TABLE
+from ..layers.head import classifier_head
 from ..netcheck import NetShapes, check_net
 from ..prototxt import force_backward
 from ..proto.caffe_relabel_caffe_pb2 import ConvolutionParameter
@@ -104,6 +105,7 @@ class PycaffeClassifier(Classifier):
         checked = self._validate_definition(netdef, str(self.prototxt))
         TABLE.require(checked.layers, PYCAFFE, str(self.prototxt))
         self._net_shapes, self._source = checked, str(self.prototxt)
+        head = classifier_head(checked.layers, checked.blobs, PYCAFFE, str(self.prototxt))
         if self.weights is not None:
             # Everything Net::CopyTrainedLayersFrom CHECKs, before Caffe reads the file.
             check_weights(self.weights, checked, str(self.prototxt))
@@ -122,22 +124,16 @@ class PycaffeClassifier(Classifier):
                          str(self.weights))
 
         self._input = self.net.inputs[0]
-        self._output = self.net.outputs[-1]
+        # The class scores, the logits and where the backward starts: see caffe_relabel.layers.head
+        # (checked before Caffe built the net).
+        self._output = head.scores
         self._layer_names = list(self.net._layer_names)
-        # Not net.top_names / bottom_names: building them reads net._layer_names (a copy of every
-        # name) once per layer, minutes for a prototxt of 100,000 layers.
-        blob_names = list(self.net.blobs)
-        producer = max(i for i in range(len(self._layer_names))
-                       if self._output in {blob_names[j] for j in self.net._top_ids(i)})
-        self._softmax_out = self.net.layers[producer].type == "Softmax"
-        if self._softmax_out:
-            # Backpropagate from the logits: p - onehot is exact, while going
-            # through Softmax from -1/p loses precision when p is small.
-            self._logits = blob_names[self.net._bottom_ids(producer)[0]]
-            self._backward_start = self._layer_names[producer - 1] if producer > 0 else None
-        else:
-            self._logits = self._output
-            self._backward_start = self._layer_names[-1]
+        self._softmax_out = head.softmax is not None
+        self._logits = head.logits
+        # Backpropagate from the layer below the one the backward skips (Caffe inserts Split
+        # layers, so find it by name); None: the skipped layer reads the input, d/dx = d/dlogits.
+        below = (self._layer_names.index(head.skipped) if head.skipped is not None else len(self._layer_names)) - 1
+        self._backward_start = self._layer_names[below] if below >= 0 else None
         shape = tuple(self.net.blobs[self._input].data.shape[1:])
         if len(shape) != 3:
             raise ModelFormatError(f"{self.prototxt}: expected a C x H x W input blob, got shape {list(shape)}")
@@ -172,6 +168,13 @@ class PycaffeClassifier(Classifier):
                         "Caffe build; expected DEFAULT (Caffe then uses cuDNN where it has it)"
                     )
         return checked
+
+    @property
+    def module(self) -> Any:
+        raise BackendUnavailableError(
+            "this model runs on real Caffe (backend 'pycaffe'), which is C++, not a torch.nn.Module; "
+            "load it with backend='engine' for a module with the same numerics"
+        )
 
     @property
     def blob_names(self) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from typing import Optional, Sequence
 
 from .. import __version__
@@ -22,6 +24,8 @@ def build_parser() -> Parser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join([PROG, *argv])  # what the report records as its command
     return run(PROG, args.func, args)
 

@@ -5,7 +5,9 @@ plus weights into a :class:`CaffeNet`, validating every layer against its
 bottoms before any weight is converted. A :class:`CaffeNet` is a
 ``torch.nn.Module`` whose ``forward(x)`` returns the LOGITS: the input of
 the final Softmax layer when the net ends in one (as the zoo deploy nets
-do), otherwise the net's output blob. That is what attack libraries
+do), otherwise the class scores (the net's output blob, or the bottom of a
+trailing ArgMax); see :mod:`caffe_relabel.layers.head`, which also refuses
+a final Softmax over another axis than the classes'. That is what attack libraries
 (Foolbox, torchattacks, ...) expect from a model. ``blobs(x, names)``
 returns named intermediate blobs, ``probabilities(logits)`` applies the
 net's own Softmax.
@@ -22,6 +24,7 @@ from torch import nn
 
 from ..errors import ModelFormatError
 from ..layers import ENGINE, TABLE
+from ..layers.head import classifier_head
 from ..netcheck import check_net
 from ..proto.caffe_relabel_caffe_pb2 import NetParameter
 from ..weights import WeightsLike, check_weights
@@ -44,13 +47,16 @@ class CaffeNet(nn.Module):
     """A Caffe network as a torch module; ``forward(x)`` returns the logits."""
 
     def __init__(self, steps: list[Step], modules: list[nn.Module], blob_shapes: dict[str, Shape],
-                 input_name: str, output_name: str, logits_name: str, device: torch.device, mode: str) -> None:
+                 input_name: str, output_name: str, logits_name: str, device: torch.device, mode: str,
+                 scores_name: Optional[str] = None, softmax_index: Optional[int] = None) -> None:
         super().__init__()
         self.steps = steps
         # A list, not a dict: Caffe layer names may contain '.', which nn.ModuleDict refuses.
         self.layers = nn.ModuleList(modules)
         self.blob_shapes = blob_shapes
         self.input_name, self.output_name, self.logits_name = input_name, output_name, logits_name
+        # The class scores: the output, or a trailing ArgMax's bottom.
+        self.scores_name = output_name if scores_name is None else scores_name
         self.device, self.mode = device, mode
         self.channels_last = uses_channels_last(mode, device)
         self._writer = {}  # blob -> index of the last layer that writes it (in-place layers rewrite)
@@ -58,7 +64,9 @@ class CaffeNet(nn.Module):
             for top in step.tops:
                 self._writer[top] = i
         # The final Softmax layer, when the logits are its input.
-        self._softmax_index = self._writer[output_name] if logits_name != output_name else None
+        if softmax_index is None and logits_name != self.scores_name:
+            softmax_index = self._writer[self.scores_name]
+        self._softmax_index = softmax_index
 
     @property
     def input_shape(self) -> Shape:
@@ -110,16 +118,6 @@ class CaffeNet(nn.Module):
         return self.layers[self._softmax_index](logits)[0]
 
 
-def _outputs(steps: list[Step]) -> list[str]:
-    # Caffe's net outputs: blobs produced and not consumed afterwards, in
-    # std::set (sorted) order; pycaffe's net.outputs lists them so.
-    available: set[str] = set()
-    for step in steps:
-        available.difference_update(step.bottoms)
-        available.update(step.tops)
-    return sorted(available)
-
-
 def build_net(netdef: NetParameter, weights: Optional[WeightsLike] = None, device: "str | torch.device" = "cpu",
               mode: str = "faithful", source: str = "<net>") -> CaffeNet:
     """A :class:`CaffeNet` from a net definition and weights (caffemodel path, NetParameter,
@@ -130,6 +128,7 @@ def build_net(netdef: NetParameter, weights: Optional[WeightsLike] = None, devic
     # allocates what a bad file declares; builders only construct modules.
     checked = check_net(netdef, source)
     TABLE.require(checked.layers, ENGINE, source)
+    head = classifier_head(checked.layers, checked.blobs, ENGINE, source)
     stored = None if weights is None else check_weights(weights, checked, source)
     shapes: dict[str, Shape] = {}
     steps: list[Step] = []
@@ -141,13 +140,8 @@ def build_net(netdef: NetParameter, weights: Optional[WeightsLike] = None, devic
         modules.append(TABLE.lookup(layer.type, source).build_function()(build))
         shapes.update(zip(layer.top, setup.tops))
         steps.append(Step(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top)))
-    outputs = _outputs(steps)
-    if not outputs:
-        raise ModelFormatError(f"{source}: the net has no output blob")
-    output = outputs[-1]
-    producer = next(s for s in reversed(steps) if output in s.tops)
-    logits = producer.bottoms[0] if producer.type == "Softmax" else output
-    net = CaffeNet(steps, modules, shapes, checked.input, output, logits, dev, mode)
+    net = CaffeNet(steps, modules, shapes, checked.input, head.output, head.logits, dev, mode, scores_name=head.scores,
+                   softmax_index=head.softmax)
     net.net_shapes = checked  # so a classifier can check each batch it runs (netcheck.check_batch)
     if net.channels_last:
         net = net.to(memory_format=torch.channels_last)

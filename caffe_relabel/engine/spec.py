@@ -51,6 +51,18 @@ class Build:
                                      f"{message}; the engine does not approximate it")
 
 
+class GeometryLayer(CaffeLayer):
+    """A layer set up by its rule's geometry alone (an axis, a reshape target, a crop window, a tiling)."""
+
+    def __init__(self, geometry: Any) -> None:
+        super().__init__()
+        self.geometry = geometry
+
+    @classmethod
+    def build(cls, b: Build) -> "GeometryLayer":
+        return cls(b.geometry)
+
+
 def count(shape: "tuple[int, ...] | torch.Size", start: int = 0, end: Optional[int] = None) -> int:
     """Caffe's Blob::count: the product of the axes in [start, end)."""
     return int(np.prod(shape[start:end], dtype=np.int64))

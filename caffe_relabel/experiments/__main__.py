@@ -6,6 +6,7 @@ with the main command's parser class, error mapping and exit codes.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import Optional, Sequence
 
@@ -18,7 +19,9 @@ PROG = "python -m caffe_relabel.experiments"
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = Parser(prog=PROG, description=__doc__.split("\n")[0])
     register(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join([PROG, *argv])  # what the report records as its command
     return run(PROG, args.func, args)
 
 

@@ -37,20 +37,25 @@ def open_model(model: ModelRef, backend: str = "auto") -> Model:
 
 @dataclass(frozen=True)
 class Stats:
-    """Mean and spread of a list of numbers (NaN when empty)."""
+    """Mean and spread of a list of numbers, and the mean's 95% bootstrap interval (NaN when empty)."""
 
     n: int
     mean: float
     std: float
     min: float
     max: float
+    low: float = math.nan  # the mean's 95% interval (intervals.mean)
+    high: float = math.nan
 
     @classmethod
     def of(cls, values: Sequence[float]) -> "Stats":
+        from .intervals import mean
+
         v = np.asarray(values, dtype=np.float64)
         if v.size == 0:
             return cls(0, math.nan, math.nan, math.nan, math.nan)
-        return cls(int(v.size), float(v.mean()), float(v.std()), float(v.min()), float(v.max()))
+        ci = mean(v)
+        return cls(int(v.size), float(v.mean()), float(v.std()), float(v.min()), float(v.max()), ci.low, ci.high)
 
 
 def top_k(probs: np.ndarray, k: int = 5) -> list[tuple[int, float]]:

@@ -23,7 +23,7 @@ from ..relabel import Relabeller, RelabelResult
 from ..settings import RelabelSettings
 from .common import UNCAPPED, ModelRef, open_model
 from .sources import load_sources
-from .sweep import plan_pairs
+from .sweep import iter_pairs, plan_sources
 from .transfer_models import DIGITS_MLP, open_classifier
 
 CROP_FRACTION = 0.875  # the 224-of-256 centre crop's proportion
@@ -91,7 +91,7 @@ def run_limitations(
         # The translated copy is made at the input's size: a larger shift would only move the image out of it.
         raise ArgumentError(f"expected 1 <= shift < {min(height, width)} (the input is {height} x {width}), got {shift}")
     rng = np.random.default_rng(seed)
-    pool = plan_pairs(load_sources(net, sources, seed=seed), net.classifier.num_classes, seed=seed)
+    pool = list(iter_pairs(plan_sources(load_sources(net, sources, seed=seed), net.classifier.num_classes)))
     jobs = [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
     relabeller = Relabeller(net, settings)
     results = relabeller.run_batch([s.image for s, _ in jobs], [t for _, t in jobs])
@@ -179,10 +179,10 @@ def _ablation(net: Model, relabeller: Relabeller, results: list[RelabelResult]) 
     spec = net.input
     x0 = np.stack([image_to_blob(r.original, spec) for r in results])
     direction = np.sign(net.classifier.loss_and_gradient(x0, [r.target for r in results]).grad)
-    unit = blob_distortion(direction, np.zeros_like(direction), spec.scale)
+    unit = blob_distortion(direction, np.zeros_like(direction), spec.pixel_unit)
     scale = np.array([r.distortion for r in results]) / np.where(unit > 0, unit, 1.0)
-    mean = spec.mean_blob().astype(np.float32)
-    x1 = np.clip(x0 - scale[:, None, None, None].astype(np.float32) * direction, -mean, spec.scale - mean)
+    low, high = (b.astype(np.float32) for b in spec.blob_bounds())
+    x1 = np.clip(x0 - scale[:, None, None, None].astype(np.float32) * direction, low, high)
     labels = np.concatenate([net.classifier.forward(x1[i:i + 16]) for i in range(0, len(x1), 16)]).argmax(1)
     return AblationRates(
         float(np.mean([r.success for r in results])),

@@ -105,12 +105,17 @@ def probability_figure(panels: Sequence[ProbPanel], class_names: Sequence[str], 
     for ax, panel in zip(axes.flat, panels):
         xs = np.arange(k)
         ax.bar(xs, panel.probs, width=0.8 if k <= 50 else 1.0, color="0.55")
+        placed: list[tuple[int, float, int]] = []  # (class, height, text offset) of the labels drawn so far
         for c in panel.marks:
             ax.bar([c], [panel.probs[c]], width=0.8 if k <= 50 else 4.0, color="tab:red")
             # Labels near either end are aligned inwards so they stay inside the axes.
             align = "left" if c < 0.15 * k else "right" if c > 0.85 * k else "center"
+            # Two marked classes close together at similar heights: lift the later label above the earlier one.
+            lift = max((o + 11 for x, h, o in placed if abs(x - c) < 0.25 * k and abs(h - panel.probs[c]) < 0.1),
+                       default=3)
+            placed.append((c, float(panel.probs[c]), lift))
             ax.annotate(f"{short_name(class_names[c], 18)} {panel.probs[c]:.2f}", (c, panel.probs[c]),
-                        textcoords="offset points", xytext=(0, 3), ha=align if k > 20 else "center",
+                        textcoords="offset points", xytext=(0, lift), ha=align if k > 20 else "center",
                         fontsize=8, color="tab:red")
         if k <= 20:
             ax.set_xticks(xs)
@@ -163,7 +168,8 @@ def rate_bars(groups: dict[str, dict[str, float]], path: "str | os.PathLike[str]
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if len(series) > 1:
-        ax.legend(fontsize=8, loc="upper right")
+        # Outside the axes, right of the plot: inside, it would cover bars and their labels.
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return _save(fig, path)
 
 

@@ -15,40 +15,25 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import plots
+from .. import __version__
 from ..errors import ArgumentError, CaffeRelabelError
 from ..model import Model
 from ..relabel import Relabeller, RelabelResult
 from ..settings import RelabelSettings
 from .common import UNCAPPED, ModelRef, Stats, entropy, open_model
 from .sources import Source, by_class, load_sources
-from .sweep import plan_pairs
+from .store import StoredResult
+from .sweep import iter_pairs, plan_sources
 
 PAPER_MEAN_DISTORTION = 0.00814
 PAPER_PAIR_DISTORTIONS = (0.00864, 0.00712)
 
 
 @dataclass(frozen=True)
-class Example:
-    """One relabelling's outcome, without its images."""
-
-    source: str
-    source_label: int
-    target: int
-    success: bool
-    iterations: int
-    distortion: float
-    original_label: int
-    original_prob: float
-    final_label: int
-    final_prob: float
-    uint8_success: bool
-
-
-@dataclass(frozen=True)
 class ExamplesResult:
     model: str
-    swapped: tuple[Example, Example]
-    runs: list[Example]
+    swapped: tuple[StoredResult, StoredResult]  # a relabelling's outcome, as a sweep stores it
+    runs: list[StoredResult]
     success_rate: float
     distortion: Stats  # over the successful runs
     iterations: Stats
@@ -73,12 +58,12 @@ def run_examples(
     rng = np.random.default_rng(seed)
     srcs = load_sources(net, sources, seed=seed)
     a, b = _pick_pair(net, srcs, classes, rng)
-    pool = plan_pairs(srcs, net.classifier.num_classes, seed=seed)
+    pool = list(iter_pairs(plan_sources(srcs, net.classifier.num_classes)))
     picks = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     jobs = [(a, b.label), (b, a.label)] + [pool[i] for i in sorted(picks)]
     relabeller = Relabeller(net, settings)
     results = relabeller.run_batch([s.image for s, _ in jobs], [t for _, t in jobs])
-    examples = [_example(s, r) for (s, _), r in zip(jobs, results)]
+    examples = [StoredResult.from_result(s.id, s.label, r, net.name, __version__) for (s, _), r in zip(jobs, results)]
     # Runs that must reach a confident target get their own figures.
     tag = f"{net.name}_conf{settings.confidence:g}" if settings.confidence else net.name
     runs, runs_results = examples[2:], results[2:]
@@ -93,8 +78,8 @@ def run_examples(
         iterations=Stats.of([r.iterations for r in ok]),
         entropy_before=Stats.of([entropy(r.original_probs) for r in ok]),
         entropy_after=Stats.of([entropy(r.probs) for r in ok]),
-        figure1=_figure1(net, results[:2], out / f"figure1_{tag}.png"),
-        figure2=_figure2(net, results[:2], out / f"figure2_{tag}.png"),
+        figure1=_figure1(net, results[:2], out / f"figure1_{tag}.png", _stopping(settings.confidence)),
+        figure2=_figure2(net, results[:2], out / f"figure2_{tag}.png", _stopping(settings.confidence)),
     )
 
 
@@ -116,22 +101,22 @@ def _pick_pair(net: Model, srcs: list[Source], classes: Optional[Sequence["int |
     return first, second
 
 
-def _example(src: Source, r: RelabelResult) -> Example:
-    return Example(src.id, src.label, r.target, r.success, r.iterations, r.distortion, r.original_label,
-                   r.original_prob, r.final_label, r.final_prob, r.uint8_success)
+def _stopping(confidence: float) -> str:
+    """How the runs stopped, for the figure titles: the two Figure 2 variants must not read alike."""
+    return f"stopped at target p >= {confidence:g}" if confidence else "stopped at the first top-1 step"
 
 
-def _figure1(net: Model, pair: list[RelabelResult], path: Path) -> Path:
+def _figure1(net: Model, pair: list[RelabelResult], path: Path, stopping: str) -> Path:
     rows = [plots.RelabelRow(r.original, r.image, net.class_name(r.original_label), r.original_prob,
                              net.class_name(r.final_label), r.final_prob, r.distortion) for r in pair]
-    return plots.relabel_figure(rows, path, f"Figure 1 ({net.name}): two exemplars with their labels swapped")
+    return plots.relabel_figure(rows, path, f"Figure 1 ({net.name}): two exemplars with their labels swapped, {stopping}")
 
 
-def _figure2(net: Model, pair: list[RelabelResult], path: Path) -> Path:
+def _figure2(net: Model, pair: list[RelabelResult], path: Path, stopping: str) -> Path:
     names = net.class_names or tuple(str(i) for i in range(net.classifier.num_classes))
     panels = []
     for r in pair:
         marks = (r.original_label, r.target)
         panels.append(plots.ProbPanel(f"before: {plots.short_name(net.class_name(r.original_label))}", r.original_probs, marks))
         panels.append(plots.ProbPanel(f"after, target {plots.short_name(net.class_name(r.target))}", r.probs, marks))
-    return plots.probability_figure(panels, names, path, f"Figure 2 ({net.name}): class probabilities before and after")
+    return plots.probability_figure(panels, names, path, f"Figure 2 ({net.name}): class probabilities before and after, {stopping}")

@@ -4,8 +4,9 @@ A source set is either a folder in ImageNet validation layout (one
 subfolder per class, named by WordNet id, class index or class name), a
 list file with one ``path label`` per line (paths relative to the list
 file, as in Caffe's ``val.txt``), or, with no path, an offline default:
-the held-out test digits for the ``digits`` label set, a few of
-scikit-image's photos (with their ImageNet classes) for ImageNet models.
+the held-out test digits for the ``digits`` label set, and for ImageNet
+models every natural photo bundled with scikit-image, scikit-learn and
+matplotlib that shows an ImageNet class, each whole and in five crops.
 Every source has a stable id, so a sweep stopped in one process can be
 resumed in another.
 """
@@ -26,12 +27,35 @@ from ..model import Model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp", ".jpe"}
 
-# scikit-image photos and the ImageNet class each shows (checked on EfficientNet-Lite0).
-SKIMAGE_PHOTOS: dict[str, int] = {
-    "chelsea": 281,  # tabby cat
-    "coffee": 967,  # espresso
-    "stereo_motorcycle": 665,  # moped
-    "rocket": 657,  # missile
+# The natural photos bundled with scikit-image, scikit-learn and matplotlib,
+# and the ImageNet class each shows; EfficientNet-Lite0 ranks it in its top 3
+# on the whole photo (tests/experiments/test_sources.py checks). Left out: the
+# photos no ImageNet class describes (skimage's astronaut and coins,
+# matplotlib's Minduka_Present_Blue_Pack), skimage.data.cat (chelsea again),
+# and those skimage fetches from the web (eagle, lily, skin).
+BUNDLED_PHOTOS: dict[str, int] = {
+    "skimage:chelsea": 281,  # tabby cat
+    "skimage:coffee": 967,  # espresso
+    "skimage:rocket": 657,  # missile
+    "skimage:stereo_motorcycle_left": 665,  # moped
+    "skimage:stereo_motorcycle_right": 665,
+    "skimage:camera": 872,  # tripod (grey)
+    "skimage:clock": 892,  # wall clock (grey)
+    "sklearn:china": 698,  # palace
+    "sklearn:flower": 985,  # daisy
+    "matplotlib:grace_hopper": 652,  # military uniform
+}
+
+# Crops of each photo as (top, left, bottom, right) fractions: the whole
+# photo, its centre, and its four corners at 80%, so each class has six
+# differently framed images (enough for the SVM's train/test split).
+CROPS: dict[str, tuple[float, float, float, float]] = {
+    "full": (0.0, 0.0, 1.0, 1.0),
+    "centre": (0.125, 0.125, 0.875, 0.875),
+    "top-left": (0.0, 0.0, 0.8, 0.8),
+    "top-right": (0.0, 0.2, 0.8, 1.0),
+    "bottom-left": (0.2, 0.0, 1.0, 0.8),
+    "bottom-right": (0.2, 0.2, 1.0, 1.0),
 }
 
 
@@ -83,21 +107,42 @@ def default_sources(model: Model) -> list[Source]:
             for i, (im, label) in enumerate(zip(data["images"], data["labels"]))
         ]
     if model.label_set == "imagenet":
-        return [Source(f"skimage:{name}", _skimage_photo(name), label) for name, label in SKIMAGE_PHOTOS.items()]
+        return [Source(f"{name}@{crop}", part, label)
+                for name, label in BUNDLED_PHOTOS.items()
+                for crop, part in crops(bundled_photo(name)).items()]
     raise CaffeRelabelError(
         f"model {model.name!r} has no offline source set (label set {model.label_set!r}); give a source folder or list file"
     )
 
 
-def _skimage_photo(name: str) -> np.ndarray:
-    import skimage.data
-
+def bundled_photo(name: str) -> np.ndarray:
+    """One of :data:`BUNDLED_PHOTOS` as an H x W x 3 RGB array in [0, 1] (grey photos repeated in 3 channels)."""
     from ..preprocess import load_image
 
-    img = getattr(skimage.data, name)()
-    if isinstance(img, tuple):  # stereo_motorcycle: (left, right, disparity)
-        img = img[0]
-    return load_image(img)
+    library, _, photo = name.partition(":")
+    if library == "skimage":
+        import skimage.data
+
+        if photo.startswith("stereo_motorcycle_"):  # one call gives (left, right, disparity)
+            img = skimage.data.stereo_motorcycle()[0 if photo.endswith("left") else 1]
+        else:
+            img = getattr(skimage.data, photo)()
+        return load_image(img)
+    if library == "sklearn":
+        from sklearn.datasets import load_sample_image
+
+        return load_image(load_sample_image(f"{photo}.jpg"))
+    if library == "matplotlib":
+        import matplotlib.cbook
+
+        return load_image(matplotlib.cbook.get_sample_data(f"{photo}.jpg", asfileobj=False))
+    raise ArgumentError(f"expected a photo of {', '.join(BUNDLED_PHOTOS)}, got {name!r}")
+
+
+def crops(image: np.ndarray) -> dict[str, np.ndarray]:
+    """The :data:`CROPS` of an image (views, no copies)."""
+    h, w = image.shape[:2]
+    return {name: image[round(t * h):round(b * h), round(l * w):round(r * w)] for name, (t, l, b, r) in CROPS.items()}
 
 
 def _folder_sources(root: Path, model: Model) -> list[Source]:

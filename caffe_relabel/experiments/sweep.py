@@ -8,6 +8,11 @@ into deterministic shards (``shard=(i, n)``: a pair belongs to shard
 ``sha1(source, target) mod n``, whatever else is in the list), stopped and
 restarted at will (pairs already in the store are skipped), and its shard
 stores merged afterwards.
+
+At the paper's scale (10M pairs) nothing proportional to the pair count is
+held in memory: the plan is generated a source at a time, the store is asked
+per source which of its targets are done (one indexed query), and results
+are committed in groups as they finish.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -28,8 +33,13 @@ from .common import ModelRef, Stats, open_model
 from .sources import Source, load_sources
 from .store import StoreIdentity, StoredResult, SweepStore
 
-#: progress(done, total): pairs of this shard stored so far, and in all.
+#: progress(done, total): pairs of this shard done so far (the open commit group included), and in all.
 ProgressFn = Callable[[int, int], None]
+
+#: Commit groups: a GPU's thousands of results a second cost one transaction per group, not per row,
+#: and a kill loses at most this many results or seconds of them.
+COMMIT_ROWS = 1000
+COMMIT_SECONDS = 2.0
 
 PAPER_SUCCESS_RATE = 0.987
 PAPER_CAP = 0.01
@@ -53,23 +63,94 @@ def shard_of(source_id: str, target: int, shards: int) -> int:
     return int.from_bytes(digest[:8], "big") % shards
 
 
-def plan_pairs(
-    sources: Sequence[Source],
+def _source_rng(seed: int, source_id: str) -> np.random.Generator:
+    """The target sampler of one source: depends on the seed and the source's id alone."""
+    digest = hashlib.sha1(source_id.encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "big")])
+
+
+def plan_sources(
+    sources: Iterable[Source],
     num_classes: int,
     targets: Optional[Sequence[int]] = None,
     targets_per_source: Optional[int] = None,
     seed: int = 0,
-) -> list[tuple[Source, int]]:
-    """Every source with every other class (or those of ``targets``), optionally a seeded sample of them."""
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[tuple[Source, list[int]]]:
+    """Each source with its planned targets in ``shard``, lazily: one source's targets at a time.
+
+    Every other class (or those of ``targets``), optionally a seeded sample of
+    ``targets_per_source`` of them; a source's sample depends on the seed and
+    its id only, not on which other sources are planned.
+    """
     classes = list(range(num_classes)) if targets is None else sorted(set(int(t) for t in targets))
-    rng = np.random.default_rng(seed)
-    pairs = []
+    index, shards = shard
     for s in sources:
         others = [t for t in classes if t != s.label]
         if targets_per_source is not None and targets_per_source < len(others):
-            others = sorted(rng.choice(others, size=targets_per_source, replace=False).tolist())
-        pairs.extend((s, t) for t in others)
-    return pairs
+            picked = _source_rng(seed, s.id).choice(len(others), size=targets_per_source, replace=False)
+            others = [others[i] for i in sorted(picked.tolist())]
+        if shards > 1:
+            others = [t for t in others if shard_of(s.id, t, shards) == index]
+        if others:
+            yield s, others
+
+
+def iter_pairs(plan: Iterable[tuple[Source, list[int]]]) -> Iterator[tuple[Source, int]]:
+    """A plan (from :func:`plan_sources`) as (source, target) pairs, one at a time."""
+    for s, ts in plan:
+        for t in ts:
+            yield s, t
+
+
+def count_planned(db: SweepStore, plan: Iterable[tuple[Source, list[int]]]) -> tuple[int, int]:
+    """(pairs planned, of which already stored), asking the store once per source."""
+    planned = stored = 0
+    for s, ts in plan:
+        planned += len(ts)
+        stored += len(db.stored_targets(s.id).intersection(ts))
+    return planned, stored
+
+
+def pairs_to_do(db: SweepStore, plan: Iterable[tuple[Source, list[int]]]) -> Iterator[tuple[Source, int]]:
+    """The planned pairs not yet in the store, asking it once per source as the plan reaches that source."""
+    for s, ts in plan:
+        done = db.stored_targets(s.id)
+        for t in ts:
+            if t not in done:
+                yield s, t
+
+
+def store_results(
+    db: SweepStore,
+    relabeller: Relabeller,
+    pairs: Iterable[tuple[Source, int]],
+    model_name: str,
+    commit_rows: int = COMMIT_ROWS,
+    commit_seconds: float = COMMIT_SECONDS,
+    on_result: Optional[Callable[[], None]] = None,
+) -> int:
+    """Relabel ``pairs`` and store each result, committed in groups; returns how many ran.
+
+    Only the pairs in flight (about a batch) and the open commit group are held in memory.
+    ``on_result()`` is told after each result joins the open group.
+    """
+    in_flight: dict[int, Source] = {}
+
+    def images() -> Iterator[tuple[Union[str, np.ndarray], int]]:
+        for i, (s, t) in enumerate(pairs):
+            in_flight[i] = s
+            yield s.image, t
+
+    ran = 0
+    with db.grouped(commit_rows, commit_seconds) as writer:
+        for i, result in relabeller.iter_results(images()):
+            src = in_flight.pop(i)
+            writer.add(StoredResult.from_result(src.id, src.label, result, model_name, __version__))
+            ran += 1
+            if on_result is not None:
+                on_result()
+    return ran
 
 
 @dataclass(frozen=True)
@@ -102,7 +183,7 @@ class SweepResult:
 def run_sweep(
     store: "str | os.PathLike[str]",
     model: ModelRef = "digits",
-    sources: "Optional[str | os.PathLike[str]]" = None,
+    sources: "Optional[str | os.PathLike[str] | Sequence[Source]]" = None,
     per_class: Optional[int] = None,
     targets: Optional[Sequence[int]] = None,
     targets_per_source: Optional[int] = None,
@@ -111,30 +192,45 @@ def run_sweep(
     shard: tuple[int, int] = (0, 1),
     backend: str = "auto",
     progress: Optional[ProgressFn] = None,
+    commit_rows: int = COMMIT_ROWS,
+    commit_seconds: float = COMMIT_SECONDS,
 ) -> SweepResult:
-    """Run (or resume) one shard of the all-pairs sweep, storing each result as it finishes."""
+    """Run (or resume) one shard of the all-pairs sweep, storing results in commit groups as they finish.
+
+    ``sources``: a folder or list file (see :func:`load_sources`), or Source objects already made.
+    A kill loses at most the open group (``commit_rows`` results, or ``commit_seconds`` of them),
+    which a resume recomputes.
+    """
     net = open_model(model, backend)
     relabeller = Relabeller(net, settings)
     identity = StoreIdentity(net.name, net.classifier.backend_name, relabeller.settings)
-    srcs = load_sources(net, sources, per_class, seed)
+    if isinstance(sources, (list, tuple)):
+        if per_class is not None:
+            raise ArgumentError("per_class picks from a folder or list file; got Source objects already picked")
+        srcs: Sequence[Source] = sources
+    else:
+        srcs = load_sources(net, sources, per_class, seed)
+    num_classes = net.classifier.num_classes
+
+    def plan() -> Iterator[tuple[Source, list[int]]]:
+        return plan_sources(srcs, num_classes, targets, targets_per_source, seed, shard)
+
     index, shards = shard
-    planned = [(s, t) for s, t in plan_pairs(srcs, net.classifier.num_classes, targets, targets_per_source, seed)
-               if shard_of(s.id, t, shards) == index]
     with SweepStore(store, identity) as db:
         db.set_meta("shard", f"{index}/{shards}")
-        done = db.done()
-        todo = [(s, t) for s, t in planned if (s.id, t) not in done]
-        already = len(planned) - len(todo)
+        planned, already = count_planned(db, plan())
         if progress is not None:
-            progress(already, len(planned))
-        ran = 0
-        for i, result in relabeller.iter_results((s.image, t) for s, t in todo):
-            src = todo[i][0]
-            db.add(StoredResult.from_result(src.id, src.label, result, net.name, __version__))
-            ran += 1
+            progress(already, planned)
+        done = already
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
             if progress is not None:
-                progress(already + ran, len(planned))
-        return SweepResult(Path(store), shard, len(planned), already, ran, summarize_store(db))
+                progress(done, planned)
+
+        ran = store_results(db, relabeller, pairs_to_do(db, plan()), net.name, commit_rows, commit_seconds, tick)
+        return SweepResult(Path(store), shard, planned, already, ran, summarize_store(db))
 
 
 def summarize(store: "str | os.PathLike[str]") -> SweepSummary:
@@ -144,21 +240,16 @@ def summarize(store: "str | os.PathLike[str]") -> SweepSummary:
 
 
 def summarize_store(db: SweepStore) -> SweepSummary:
-    rows = list(db.results())
-    ok = [r for r in rows if r.success]
-    per_target: dict[int, list[bool]] = {}
-    for r in rows:
-        per_target.setdefault(r.target, []).append(r.success)
-    hardest = sorted(((t, float(np.mean(v)), len(v)) for t, v in per_target.items()), key=lambda x: (x[1], x[0]))[:5]
-    n = len(rows)
+    """Counted in SQL: a store of millions of results is never read into memory."""
+    n, successes, uint8_successes = db.tally()
     return SweepSummary(
         model=db.identity.model,
         max_distortion=db.identity.settings.max_distortion,
         pairs=n,
-        successes=len(ok),
-        success_rate=len(ok) / n if n else float("nan"),
-        uint8_success_rate=sum(r.success and r.uint8_success for r in rows) / n if n else float("nan"),
-        distortion=Stats.of([r.distortion for r in ok]),
-        iterations=Stats.of([r.iterations for r in ok]),
-        hardest_targets=hardest,
+        successes=successes,
+        success_rate=successes / n if n else float("nan"),
+        uint8_success_rate=uint8_successes / n if n else float("nan"),
+        distortion=Stats(*db.success_stats("distortion")),
+        iterations=Stats(*db.success_stats("iterations")),
+        hardest_targets=db.lowest_target_rates(5),
     )

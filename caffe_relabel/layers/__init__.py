@@ -4,10 +4,10 @@ Importing this package fills :data:`TABLE`; see :mod:`.table` for what an
 entry holds and how a new type joins.
 """
 
-from . import conv, data, eltwise, inner_product, lrn, neuron, normalization, pooling, shape, softmax
+from . import conv, data, eltwise, inner_product, lrn, neuron, normalization, pooling, reduction, shape, softmax
 from .check import LayerCheck, Param, Setup
 from .table import BOTH, ENGINE, PYCAFFE, PYCAFFE_ONLY, TABLE, LayerTable, LayerType, register
 
 __all__ = ["BOTH", "ENGINE", "PYCAFFE", "PYCAFFE_ONLY", "TABLE", "LayerCheck", "LayerTable", "LayerType", "Param",
            "Setup", "conv", "data", "eltwise", "inner_product", "lrn", "neuron", "normalization", "pooling",
-           "register", "shape", "softmax"]
+           "reduction", "register", "shape", "softmax"]

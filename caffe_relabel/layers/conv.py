@@ -1,9 +1,12 @@
-"""Convolution (2-D, with group, dilation, pad/stride/kernel and their _h/_w forms).
+"""Convolution and Deconvolution (2-D, with group, dilation, pad/stride/kernel and their _h/_w forms).
 
 Geometry and checks follow base_conv_layer.cpp: kernel_size/pad/stride/
 dilation give one value for both axes or one per axis, or the _h/_w fields
 instead (not both); output = (in + 2 pad - (dilation (kernel - 1) + 1)) / stride + 1,
 rounded down. Weights: num_output x (channels / group) x kh x kw; bias: num_output.
+Deconvolution (deconv_layer.cpp) reverses the dimensions: output = stride (in - 1)
++ dilation (kernel - 1) + 1 - 2 pad, weights channels x (num_output / group) x kh x kw,
+and Caffe's column buffer spans the input's positions.
 """
 
 from __future__ import annotations
@@ -48,6 +51,15 @@ def _pair(c: LayerCheck, p: ConvolutionParameter, name: str, default: Optional[i
 
 @register("Convolution", builder="conv:build_convolution")
 def _convolution(c: LayerCheck) -> Setup:
+    return _conv(c, reverse=False)
+
+
+@register("Deconvolution", builder="conv:build_deconvolution")
+def _deconvolution(c: LayerCheck) -> Setup:
+    return _conv(c, reverse=True)
+
+
+def _conv(c: LayerCheck, reverse: bool) -> Setup:
     p = c.layer.convolution_param
     shape = c.one()
     if len(shape) != 4 or c.axis(p.axis, shape, "convolution_param.axis") != 1:
@@ -64,13 +76,24 @@ def _convolution(c: LayerCheck) -> Setup:
     for size, k, s, pd, d in zip(shape[2:], g.kernel, g.stride, g.pad, g.dilation):
         c.int_field("convolution_param.pad", [size + 2 * pd])  # Caffe's int arithmetic
         extent = d * (k - 1) + 1
-        if size + 2 * pd < extent:
-            raise c.error("convolution_param.kernel_size", f"dilated kernel {extent} exceeds the padded input "
-                                                           f"{size} + 2 x {pd}")
-        out.append((size + 2 * pd - extent) // s + 1)
-    # Caffe's im2col buffer: every kernel window of every output position.
-    c.internal("convolution_param.kernel_size", "im2col buffer", (shape[1] * g.kernel[0] * g.kernel[1], out[0], out[1]))
-    specs = [("convolution_param.weight_filler", p.weight_filler, (p.num_output, shape[1] // p.group) + g.kernel)]
+        if reverse:
+            length = s * (size - 1) + extent - 2 * pd
+            if length < 1:
+                raise c.error("convolution_param.pad", f"pad {pd} leaves no output: stride {s} x ({size} - 1) + "
+                                                       f"dilated kernel {extent} - 2 x {pd} = {length}")
+            out.append(length)
+        else:
+            if size + 2 * pd < extent:
+                raise c.error("convolution_param.kernel_size", f"dilated kernel {extent} exceeds the padded input "
+                                                               f"{size} + 2 x {pd}")
+            out.append((size + 2 * pd - extent) // s + 1)
+    # Caffe's im2col buffer: every kernel window of every position of the convolution's output
+    # (for Deconvolution, of its input).
+    columns, positions = (p.num_output, shape[2:]) if reverse else (shape[1], out)
+    c.internal("convolution_param.kernel_size", "im2col buffer",
+               (columns * g.kernel[0] * g.kernel[1], positions[0], positions[1]))
+    weight = (shape[1], p.num_output // p.group) if reverse else (p.num_output, shape[1] // p.group)
+    specs = [("convolution_param.weight_filler", p.weight_filler, weight + g.kernel)]
     if p.bias_term:
         specs.append(("convolution_param.bias_filler", p.bias_filler, (p.num_output,)))
     return Setup(((shape[0], p.num_output, out[0], out[1]),), c.params(*specs), g)

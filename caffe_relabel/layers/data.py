@@ -1,8 +1,9 @@
-"""Blob sources: Input (the network's input) and DummyData (constant blobs)."""
+"""Blob sources and sinks: Input (the network's input), DummyData (constant blobs), Parameter (a
+stored blob as a top) and Silence (consumes its bottoms, no top)."""
 
 from __future__ import annotations
 
-from .check import LayerCheck, Setup
+from .check import LayerCheck, Setup, constant
 from .table import register
 
 
@@ -45,3 +46,18 @@ def _dummy_data(c: LayerCheck) -> Setup:
                                                                 "every pass); expected a constant filler")
         values.append(float(filler.value))
     return Setup(shapes, geometry=tuple(values))
+
+
+@register("Parameter", builder="data:build_parameter")
+def _parameter(c: LayerCheck) -> Setup:
+    """Its one blob (parameter_param.shape, no filler in Caffe: zeros) is its top."""
+    c.counts((0, 0), (1, 1))
+    shape = tuple(c.layer.parameter_param.shape.dim)
+    return Setup((shape,), c.params(("parameter_param", constant(0.0), shape)))
+
+
+@register("Silence", builder="data:build_silence")
+def _silence(c: LayerCheck) -> Setup:
+    """No top; its backward zeroes its bottoms' gradients, as an unused blob's."""
+    c.counts((1, -1), (0, 0))
+    return Setup(())

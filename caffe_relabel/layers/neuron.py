@@ -1,6 +1,11 @@
-"""Element-wise layers: ReLU, PReLU, ELU, Sigmoid, TanH, AbsVal, Exp, Log, Power, Dropout.
+"""Element-wise layers: ReLU, PReLU, ELU, Sigmoid, TanH, AbsVal, Exp, Log, Power, Dropout, BNLL, Clip,
+Swish, Threshold.
 
-All keep their bottom's shape and run in place; PReLU has a slope blob.
+All keep their bottom's shape; PReLU has a slope blob. In place only where
+Caffe's backward stays right: AbsVal, Log, BNLL and Clip read their bottom
+in backward (in place it holds the top), and Power's backward writes the
+bottom diff (in place, the top diff) before reading the top diff.
+Threshold has no backward in Caffe (NOT_IMPLEMENTED): ``backward=False``.
 """
 
 from __future__ import annotations
@@ -9,15 +14,19 @@ from .check import LayerCheck, Setup, filler_or
 from .table import register
 
 
-@register("AbsVal", builder="neuron:build_absval", in_place=True)
+@register("AbsVal", builder="neuron:build_absval")
+@register("BNLL", builder="neuron:build_bnll")
+@register("Clip", builder="neuron:build_clip")
 @register("Dropout", builder="neuron:build_dropout", in_place=True)
 @register("ELU", builder="neuron:build_elu", in_place=True)
 @register("Exp", builder="neuron:build_exp", in_place=True)
-@register("Log", builder="neuron:build_log", in_place=True)
-@register("Power", builder="neuron:build_power", in_place=True)
+@register("Log", builder="neuron:build_log")
+@register("Power", builder="neuron:build_power")
 @register("ReLU", builder="neuron:build_relu", in_place=True)
 @register("Sigmoid", builder="neuron:build_sigmoid", in_place=True)
+@register("Swish", builder="neuron:build_swish", in_place=True)
 @register("TanH", builder="neuron:build_tanh", in_place=True)
+@register("Threshold", builder="neuron:build_threshold", in_place=True, backward=False)
 def _neuron(c: LayerCheck) -> Setup:
     shape = c.one()
     for kind in ("exp", "log"):

@@ -1,4 +1,4 @@
-"""BatchNorm, Scale and Bias (batch_norm_layer.cpp, scale_layer.cpp, bias_layer.cpp).
+"""BatchNorm, Scale, Bias and MVN (batch_norm_layer.cpp, scale_layer.cpp, bias_layer.cpp, mvn_layer.cpp).
 
 Scale and Bias multiply/add a blob (their own parameter, or a second bottom)
 broadcast over ``axis`` .. ``axis + num_axes`` of the first bottom; their
@@ -60,3 +60,14 @@ def _bias(c: LayerCheck) -> Setup:
     axis, blob = _blob(c, "bias_param", p.axis, p.num_axes)
     specs = [] if len(c.bottoms) == 2 else [("bias_param.filler", p.filler, blob)]
     return Setup((c.bottoms[0],), c.params(*specs), axis)
+
+
+@register("MVN", builder="normalization:build_mvn")
+def _mvn(c: LayerCheck) -> Setup:
+    """mvn_layer.cpp reads the blob as num x channels x height x width (Caffe's legacy accessors: at
+    most 4 axes, missing ones are 1) and its top has those 4 axes. Geometry: the normalised group
+    (per sample, or per sample and channel) is given by ``across_channels``, read by the builder."""
+    shape = c.one()
+    if len(shape) > 4:
+        raise c.error("bottom", f"MVN reads num/channels/height/width: expected at most 4 axes, got {list(shape)}")
+    return Setup((tuple(shape) + (1,) * (4 - len(shape)),))

@@ -1,4 +1,4 @@
-"""Layers that move data without arithmetic: Concat, Split, Slice, Flatten, Reshape, Crop."""
+"""Layers that move data without arithmetic: Concat, Split, Slice, Flatten, Reshape, Crop, Tile."""
 
 from __future__ import annotations
 
@@ -156,3 +156,27 @@ def _crop(c: LayerCheck) -> Setup:
             raise c.error("crop_param.offset", f"the crop of axis {start + i} (size {ref[start + i]}, offset {offset}) "
                                                f"is out of bounds of the input size {shape[start + i]}")
     return Setup((tuple(shape[:start]) + tuple(ref[start:]),), geometry=CropWindow(start, offsets, tuple(ref[start:])))
+
+
+@dataclass(frozen=True)
+class Tiling:
+    axis: int
+    tiles: int
+
+
+@register("Tile", builder="shape:build_tile")
+def _tile(c: LayerCheck) -> Setup:
+    """tile_layer.cpp: the blob from ``axis`` on is repeated ``tiles`` times along ``axis``."""
+    p = c.layer.tile_param
+    shape = c.one()
+    axis = c.axis(p.axis, shape, "tile_param.axis")
+    if not p.HasField("tiles"):
+        raise c.error("tile_param.tiles", "is required (Caffe CHECKs it)")
+    c.int_field("tile_param.tiles", [p.tiles], low=1)
+    if axis == 0:
+        # The top would hold tiles x N samples for N inputs: no longer one output per image.
+        raise c.unsupported("tile_param.axis", "tiling the batch axis (0) mixes the samples of a batch; "
+                                               "expected an axis after the batch")
+    out = list(shape)
+    out[axis] *= p.tiles
+    return Setup((tuple(out),), geometry=Tiling(axis, p.tiles))

@@ -51,6 +51,8 @@ class LayerType:
     builder: Optional[str]  # "module:function" under BUILDER_PACKAGE; None when the engine lacks it
     in_place: bool
     backends: frozenset[str]
+    # False where Caffe's Backward_cpu is NOT_IMPLEMENTED (it aborts the process): forward only.
+    backward: bool = True
 
     def build_function(self) -> Callable[..., object]:
         """The engine builder (imports the engine, and torch, on first use)."""
@@ -67,7 +69,7 @@ class LayerTable:
         self._types: dict[str, LayerType] = {}
 
     def register(self, name: str, builder: Optional[str], in_place: bool = False,
-                 backends: frozenset[str] = BOTH) -> Callable[[Rule], Rule]:
+                 backends: frozenset[str] = BOTH, backward: bool = True) -> Callable[[Rule], Rule]:
         """Decorator: ``rule`` is the static rule of layer type ``name``."""
 
         def add(rule: Rule) -> Rule:
@@ -77,7 +79,7 @@ class LayerTable:
                                         f"{owner.__module__}.{owner.__qualname__}")
             if (builder is None) == (ENGINE in backends):
                 raise CaffeRelabelError(f"layer type {name!r}: expected a builder exactly when the engine runs it")
-            self._types[name] = LayerType(name, rule, builder, in_place, frozenset(backends))
+            self._types[name] = LayerType(name, rule, builder, in_place, frozenset(backends), backward)
             return rule
 
         return add

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import TypeVar, Union
 
 import numpy as np
 from google.protobuf import message, text_format
@@ -24,6 +24,19 @@ MAX_MODEL_BYTES = LIMITS["caffemodel"]
 
 def _read_bytes(path: PathLike, what: str, kind: str) -> bytes:
     return read_bounded(path, what, kind, ModelFormatError)
+
+
+_Message = TypeVar("_Message", bound=message.Message)
+
+
+def _read_binary(path: PathLike, into: _Message, what: str, kind: str, not_a: str) -> _Message:
+    """``path`` decoded into the empty protobuf message ``into``; a file that does not decode is "not a ``not_a``"."""
+    data = _read_bytes(path, what, kind)
+    try:
+        into.ParseFromString(data)
+    except message.DecodeError as e:
+        raise ModelFormatError(f"{path}: not a {not_a} (protobuf decode failed: {e})") from None
+    return into
 
 
 def read_text(path: PathLike, what: str) -> str:
@@ -57,12 +70,7 @@ def parse_net(text: str, source: str = "<prototxt>") -> NetParameter:
 
 def read_weights(path: PathLike) -> NetParameter:
     """Parse a binary caffemodel into a NetParameter (``layer`` or V1 ``layers``)."""
-    data = _read_bytes(path, "caffemodel", "caffemodel")
-    net = NetParameter()
-    try:
-        net.ParseFromString(data)
-    except message.DecodeError as e:
-        raise ModelFormatError(f"{path}: not a Caffe binary model (protobuf decode failed: {e})") from None
+    net = _read_binary(path, NetParameter(), "caffemodel", "caffemodel", "Caffe binary model")
     if not net.layer and not net.layers:
         raise ModelFormatError(f"{path}: caffemodel holds no layers (is it a prototxt or another file?)")
     # protobuf hands back bytes for string fields that are not valid UTF-8.
@@ -147,12 +155,7 @@ def _v1_type_name(enum_value: int) -> str:
 
 def read_mean(path: PathLike) -> np.ndarray:
     """A mean file (binaryproto BlobProto) as a float32 C x H x W array."""
-    data = _read_bytes(path, "mean binaryproto", "mean")
-    blob = BlobProto()
-    try:
-        blob.ParseFromString(data)
-    except message.DecodeError as e:
-        raise ModelFormatError(f"{path}: not a Caffe binaryproto blob ({e})") from None
+    blob = _read_binary(path, BlobProto(), "mean binaryproto", "mean", "Caffe binaryproto blob")
     arr = blob_to_array(blob, source=str(path))
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]

@@ -34,7 +34,9 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def run_both(prototxt: str, input_shape: tuple[int, ...], output: str, seed: int = 0,
-             input_values: "np.ndarray | None" = None) -> SideBySide:
+             input_values: "np.ndarray | None" = None, gradient: bool = True) -> SideBySide:
+    """``gradient=False`` for forward-only layers: Caffe aborts the process in their backward
+    (the gradients are then zeros on both sides, not compared)."""
     caffe = import_caffe()
     caffe.set_mode_cpu()
     text = "force_backward: true\n" + f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ {" ".join(f"dim: {d}" for d in input_shape)} }} }} }}\n' + prototxt
@@ -59,13 +61,14 @@ def run_both(prototxt: str, input_shape: tuple[int, ...], output: str, seed: int
         for blob in net.blobs.values():
             blob.diff[...] = 0
         net.blobs[output].diff[...] = top_diff
-        last = list(net._layer_names).index(_producer(net, output))
-        net._backward(last, 0)
+        if gradient:
+            last = list(net._layer_names).index(_producer(net, output))
+            net._backward(last, 0)
         caffe_grad = net.blobs["data"].diff.copy()
         engine = build_net(parse_net(text), str(weights), source="test")
     xt = torch.from_numpy(np.array(x, dtype=np.float32)).requires_grad_(True)
     out = engine.blobs(xt, [output])[output]
-    if out.requires_grad:
+    if out.requires_grad and gradient:
         (grad,) = torch.autograd.grad(out, xt, torch.from_numpy(top_diff).reshape(out.shape))
     else:
         grad = torch.zeros_like(xt)

@@ -50,7 +50,9 @@ CASES = [
     ("lrn_within_5", 'layer { name: "out" type: "LRN" bottom: "data" top: "out" lrn_param { norm_region: WITHIN_CHANNEL local_size: 5 alpha: 2 beta: 0.5 } }', (1, 2, 6, 6), "out"),
     ("inner_product_axis2", 'layer { name: "out" type: "InnerProduct" bottom: "data" top: "out" inner_product_param { num_output: 3 axis: 2 } }', (2, 3, 4, 5), "out"),
     ("inner_product_transpose", 'layer { name: "out" type: "InnerProduct" bottom: "data" top: "out" inner_product_param { num_output: 4 transpose: true } }', (2, 3, 2, 2), "out"),
-    ("softmax_axis2", 'layer { name: "out" type: "Softmax" bottom: "data" top: "out" softmax_param { axis: 2 } }', (2, 3, 4, 2), "out"),
+    # Not the net's last layer: a final Softmax over another axis than the classes' is refused (test_head).
+    ("softmax_axis2", 'layer { name: "out" type: "Softmax" bottom: "data" top: "out" softmax_param { axis: 2 } } '
+     'layer { name: "after" type: "TanH" bottom: "out" top: "after" }', (2, 3, 4, 2), "out"),
     ("concat_channels", TWO_CONVS + 'layer { name: "out" type: "Concat" bottom: "a" bottom: "b" bottom: "data" top: "out" }', (2, 2, 5, 5), "out"),
     ("concat_axis3", TWO_CONVS + 'layer { name: "out" type: "Concat" bottom: "a" bottom: "b" top: "out" concat_param { axis: 3 } }', (1, 2, 4, 5), "out"),
     ("eltwise_sum_coeff", TWO_CONVS + 'layer { name: "out" type: "Eltwise" bottom: "a" bottom: "b" top: "out" eltwise_param { operation: SUM coeff: 0.5 coeff: -2 } }', (2, 2, 5, 5), "out"),

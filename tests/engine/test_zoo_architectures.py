@@ -78,13 +78,35 @@ def test_relabeller_runs_on_architecture(name: str) -> None:
     proto, weights = testmodels.random_model(name)
     engine = EngineClassifier(proto, weights)
     spec = testmodels.zoo_input_spec(name, engine.input_shape[1])
-    # alpha * scale: the paper's step of 50/255 grey level on a net with an input scale,
-    # while the Relabeller's step is still defined in blob units.
-    relabeller = Relabeller(Model(engine, spec, name), alpha=50.0 * testmodels.ZOO_INPUT_SCALE.get(name, 1.0),
-                            max_iter=30, batch_size=2)
+    relabeller = Relabeller(Model(engine, spec, name), max_iter=30, batch_size=2)
     results = relabeller.run_batch([skimage.data.chelsea(), skimage.data.coffee()], [7, 411])
     for r in results:
         assert r.iterations >= 1
         assert r.target_prob > r.original_probs[r.target]  # the steps push toward the target
         assert r.distortion <= 0.01 + 1e-9  # the paper's cap holds
         assert r.image.shape == (engine.input_shape[1], engine.input_shape[2], 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(testmodels.ZOO_INPUT_SCALE))
+def test_one_step_is_50_255_grey_level_with_input_scale(name: str) -> None:
+    # MobileNet and DenseNet take (pixel * 255 - mean) * 0.017: the step is still 50/255 of a grey level.
+    pytest.importorskip("torch")
+    import skimage.data
+
+    from caffe_relabel import Relabeller
+    from caffe_relabel.backends.engine import EngineClassifier
+    from caffe_relabel.model import Model
+
+    proto, weights = testmodels.random_model(name)
+    engine = EngineClassifier(proto, weights)
+    spec = testmodels.zoo_input_spec(name, engine.input_shape[1])
+    assert spec.input_scale == testmodels.ZOO_INPUT_SCALE[name]
+    r = Relabeller(Model(engine, spec, name), max_iter=1, max_distortion=None).run(skimage.data.chelsea(), 7)
+    moved = np.abs(r.image - r.original) * 255  # in grey levels
+    still = moved < 1e-6
+    room = (r.original * 255 > 50 / 255) & (r.original * 255 < 255 - 50 / 255)  # not stopped at black or white
+    # float32 blob: its spacing near |x| = 2.2 is 2.4e-7, 1e-4 of a 0.0033-unit step.
+    exact = np.isclose(moved, 50 / 255, rtol=1e-3, atol=0)
+    assert np.all(still[room] | exact[room]) and np.all(moved[~room] <= 50 / 255 * (1 + 1e-3))
+    assert r.iterations == 1 and (~still).mean() > 0.5

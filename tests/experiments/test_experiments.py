@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from caffe_relabel import RelabelSettings
+from caffe_relabel.cli.experiments import _text
 from caffe_relabel.errors import CaffeRelabelError
 from caffe_relabel.experiments.features import last_fc_input
 from caffe_relabel.experiments.limitations import _crop, _translate, run_limitations
@@ -30,6 +31,9 @@ def test_examples_swap_two_classes_and_report_spread(tmp_path, digits_model):
     assert len(r.runs) == 4 and 0 < r.success_rate <= 1
     assert r.distortion.min <= r.distortion.mean <= r.distortion.max
     assert _png(r.figure1) and _png(r.figure2)
+    # The CLI's text form shows each run's stop reason by its value, as JSON and the sweep store do.
+    swapped = next(line for line in _text(r) if line.startswith("swapped:"))
+    assert f"'stop': '{a.stop.value}'" in swapped and "StopReason" not in swapped
 
 
 def test_confident_examples_lower_the_uncertainty(tmp_path, digits_model):

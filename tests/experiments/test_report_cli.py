@@ -17,15 +17,30 @@ TINY = {
 
 
 def test_the_report_references_existing_figures(tmp_path, monkeypatch, digits_model):
-    monkeypatch.setitem(SETTINGS, ("digits", True), TINY)
-    r = build_report(tmp_path, digits_model.name, quick=True)
+    monkeypatch.setitem(SETTINGS, ("digits", "quick"), TINY)
+    r = build_report(tmp_path, digits_model.name, mode="quick")
     assert not r.skipped
     md = r.markdown.read_text()
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(linked) >= 8 and all((tmp_path / name).is_file() for name in linked)
-    assert all(f'src="{name}"' in r.html.read_text() for name in linked)
-    assert "| claim | paper | ours | model and data | command |" in md
+    page = r.html.read_text()
+    # Self-contained: every figure embedded, none fetched from beside the page.
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == len(linked) and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert all(name in page for name in linked)
+    # Distinct captions and titles: each figure says which paper figure it is.
+    captions = [f.caption for f in r.figures]
+    assert len(set(captions)) == len(captions) and any(c.startswith("Reproduces Figure 2") for c in captions)
+    assert "| claim | paper | ours | setting | model and data | command |" in md
     assert "98.7%" in md and "89.6%" in md and "0.00814" in md
+    # Provenance and intervals: the header names what produced the numbers, each number has its interval.
+    for key in ("commit", "backend", "device", "machine", "seed", "date", "command"):
+        assert f"- {key}: " in md
+    assert r.provenance.backend == digits_model.classifier.backend_name
+    assert all(re.search(r"\[[-0-9.%]+, [-0-9.%]+\] \(n=\d+\)", c.ours) for c in r.claims if "one pair" not in c.claim)
+    # TINY's cap 0.2 is not the paper's 0.01: that row says so.
+    sweep_rows = [c for c in r.claims if c.claim.startswith("All-pairs")]
+    assert sweep_rows and all(any("not the paper's setting" in d for d in c.deviations) for c in sweep_rows)
 
 
 def test_experiment_sweep_summary_and_merge_commands(tmp_path, capsys, digits_model):

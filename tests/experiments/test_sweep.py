@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import tracemalloc
 from dataclasses import replace
+
+import numpy as np
 
 import pytest
 
 from caffe_relabel import RelabelSettings
+from caffe_relabel.backends.base import Classifier, LossGradient
+from caffe_relabel.errors import CaffeRelabelError
 from caffe_relabel.experiments.sources import Source
 from caffe_relabel.experiments.store import StoreIdentity, StoredResult, StoreMismatchError, SweepStore, merge_stores
-from caffe_relabel.experiments.sweep import parse_shard, plan_pairs, run_sweep, shard_of, summarize
+from caffe_relabel.experiments.sweep import (count_planned, iter_pairs, pairs_to_do, parse_shard, plan_sources,
+                                             run_sweep, shard_of, summarize)
+from caffe_relabel.model import Model
+from caffe_relabel.preprocess import InputSpec
 from tests.experiments.conftest import SWEEP
 from tests.waiting import wait_for
 
@@ -48,7 +57,9 @@ def _stored(path) -> int:
 
 def test_a_killed_sweep_resumes_losing_and_repeating_nothing(tmp_path, reference_sweep):
     store = tmp_path / "sweep.sqlite"
-    code = f"from caffe_relabel import RelabelSettings; from caffe_relabel.experiments.sweep import run_sweep; run_sweep({str(store)!r}, **{SWEEP!r})"
+    # Groups of 2 rows, no time trigger: every commit the parent can see is whole groups.
+    code = (f"from caffe_relabel import RelabelSettings; from caffe_relabel.experiments.sweep import run_sweep; "
+            f"run_sweep({str(store)!r}, commit_rows=2, commit_seconds=float('inf'), **{SWEEP!r})")
     child = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, GLOG_minloglevel="2"))
     try:
         wait_for(lambda: _stored(store) >= 6 or child.poll() is not None, what="6 stored rows")
@@ -60,6 +71,7 @@ def test_a_killed_sweep_resumes_losing_and_repeating_nothing(tmp_path, reference
             child.kill()
     killed_at = _stored(store)
     assert 6 <= killed_at < len(reference_sweep)
+    assert killed_at % 2 == 0, "a commit group was stored in part"
     ticks = []
     result = run_sweep(store, progress=lambda done, total: ticks.append((done, total)), **SWEEP)
     assert result.already_stored == killed_at and result.ran == len(reference_sweep) - killed_at
@@ -70,7 +82,7 @@ def test_a_killed_sweep_resumes_losing_and_repeating_nothing(tmp_path, reference
 
 def test_shards_partition_the_pairs():
     sources = [Source(f"img{i}", "unused", i % 10) for i in range(40)]
-    pairs = {(s.id, t) for s, t in plan_pairs(sources, 10)}
+    pairs = {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 10))}
     assert len(pairs) == 40 * 9
     for n in (1, 2, 3, 7):
         parts = [{p for p in pairs if shard_of(*p, n) == i} for i in range(n)]
@@ -82,8 +94,8 @@ def test_shards_partition_the_pairs():
 
 def test_target_sampling_is_seeded_and_excludes_the_source_class():
     sources = [Source(f"img{i}", "unused", i % 10) for i in range(10)]
-    a = plan_pairs(sources, 10, targets_per_source=3, seed=1)
-    assert a == plan_pairs(sources, 10, targets_per_source=3, seed=1)
+    a = list(iter_pairs(plan_sources(sources, 10, targets_per_source=3, seed=1)))
+    assert a == list(iter_pairs(plan_sources(sources, 10, targets_per_source=3, seed=1)))
     assert len(a) == 30 and all(t != s.label for s, t in a)
 
 
@@ -192,3 +204,112 @@ def test_a_bad_row_names_the_file_and_a_resume_leaves_it_unchanged(tmp_path):
     with pytest.raises(CaffeRelabelError, match=r"s.sqlite: .*left as it is"):
         SweepStore(path, identity)
     assert path.read_bytes() == before
+
+
+# -- at the paper's scale: a lazy plan, resumed per source in SQL ----------------------------------
+
+class _Instant(Classifier):
+    """Answers at once, the target winning on the first look; ``stop_after`` calls, then Ctrl-C."""
+
+    backend_name = "stub"
+
+    def __init__(self, classes: int, stop_after: "int | None" = None) -> None:
+        self._input_shape, self._num_classes, self.stop_after, self.calls = (1, 2, 2), classes, stop_after, 0
+
+    blob_names = property(lambda self: [])
+
+    def _probs(self, n, winners):
+        probs = np.full((n, self.num_classes), 0.1 / self.num_classes, dtype=np.float32)
+        probs[np.arange(n), winners] = 0.9
+        return probs
+
+    def forward(self, x):
+        return self._probs(len(x), np.zeros(len(x), dtype=np.int64))
+
+    def loss_and_gradient(self, x, targets):
+        self.calls += 1
+        if self.stop_after is not None and self.calls > self.stop_after:
+            raise KeyboardInterrupt
+        probs = self._probs(len(x), np.asarray(targets))
+        return LossGradient(probs, np.zeros(len(x)), np.ones_like(x))
+
+    def blob(self, x, name):
+        raise CaffeRelabelError(f"no blob {name!r}")
+
+
+_SPEC = InputSpec(size=(2, 2), channel_order="GREY", mean=(0.0,), resize=None)
+
+
+def _instant_model(classes: int, stop_after=None) -> Model:
+    return Model(_Instant(classes, stop_after), _SPEC, "stub")
+
+
+def _sources(n: int, classes: int) -> list:
+    image = np.full((2, 2, 1), 0.5)
+    return [Source(f"s{i:05d}", image, i % classes) for i in range(n)]
+
+
+def test_the_plan_is_lazy_at_the_papers_scale():
+    sources = _sources(10_000, 1000)  # 9,990,000 pairs planned
+    tracemalloc.start()
+    try:
+        first = list(itertools.islice(iter_pairs(plan_sources(sources, 1000)), 1000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [(s.id, t) for s, t in first[:3]] == [("s00000", 1), ("s00000", 2), ("s00000", 3)] and len(first) == 1000
+    # A plan held whole would take about 1 GB; the lazy one holds one source's targets (kilobytes).
+    assert peak < 1_000_000, f"planning 1000 pairs of 10M traced {peak} bytes"
+
+
+def test_a_sources_targets_do_not_depend_on_the_other_sources():
+    sources = _sources(30, 10)
+    alone = dict((s.id, ts) for s, ts in plan_sources(sources[7:8], 10, targets_per_source=3, seed=4))
+    among = dict((s.id, ts) for s, ts in plan_sources(sources, 10, targets_per_source=3, seed=4))
+    assert alone["s00007"] == among["s00007"]
+    assert among != dict((s.id, ts) for s, ts in plan_sources(sources, 10, targets_per_source=3, seed=5))
+    # Sharding after sampling: a shard's pairs are exactly the sampled pairs whose hash lands there.
+    sampled = {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 10, targets_per_source=3, seed=4))}
+    for i in range(3):
+        part = {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 10, targets_per_source=3, seed=4, shard=(i, 3)))}
+        assert part == {p for p in sampled if shard_of(*p, 3) == i}
+
+
+def test_resume_asks_the_store_once_per_source_through_its_index(tmp_path):
+    sources = _sources(6, 4)
+    stored = [("s00001", 0), ("s00001", 2), ("s00004", 3), ("elsewhere", 1)]
+    with SweepStore(tmp_path / "s.sqlite", IDENTITY) as db:
+        db.add_many(_row(src, t) for src, t in stored)
+        statements = []
+        db._db.set_trace_callback(statements.append)
+        assert count_planned(db, plan_sources(sources, 4)) == (18, 3)
+        todo = {(s.id, t) for s, t in pairs_to_do(db, plan_sources(sources, 4))}
+        db._db.set_trace_callback(None)
+        plan = [row[3] for row in db._db.execute("EXPLAIN QUERY PLAN SELECT target FROM results WHERE source = ?", ("x",))]
+    assert todo == {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 4))} - set(stored)
+    lookups = [q for q in statements if q.startswith("SELECT target FROM results WHERE source")]
+    assert len(lookups) == 2 * len(sources) and len(statements) == len(lookups)
+    assert any("USING COVERING INDEX" in p for p in plan), plan
+
+
+def test_a_resumed_sweep_runs_only_what_is_missing(tmp_path):
+    store, sources = tmp_path / "s.sqlite", _sources(12, 5)
+    first = run_sweep(store, _instant_model(5), sources, settings=RelabelSettings(batch_size=3), commit_rows=7)
+    assert (first.planned, first.already_stored, first.ran) == (48, 0, 48) and first.summary.successes == 48
+    db = sqlite3.connect(store)
+    with db:
+        db.execute("DELETE FROM results WHERE source IN ('s00002', 's00009') OR target = 4")
+    db.close()
+    missing = 48 - _stored(store)
+    again = run_sweep(store, _instant_model(5), sources, settings=RelabelSettings(batch_size=3), commit_rows=7)
+    assert (again.already_stored, again.ran) == (48 - missing, missing) and _stored(store) == 48
+
+
+def test_an_interrupted_sweep_keeps_the_results_it_finished(tmp_path):
+    # Ctrl-C mid-batch: the open group is committed on the way out, not lost.
+    store = tmp_path / "s.sqlite"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(store, _instant_model(5, stop_after=4), _sources(12, 5), settings=RelabelSettings(batch_size=3),
+                  commit_rows=1000, commit_seconds=float("inf"))
+    # Each call finishes its whole batch of 3 (the target wins at once); 4 calls ran.
+    assert _stored(store) == 12

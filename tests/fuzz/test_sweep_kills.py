@@ -3,7 +3,9 @@
 Each kill lands after the store has grown by a random number of rows since
 the child started (polled, never a fixed sleep, so the kills hit stored work
 on a fast machine and a slow one alike), while the sweep still has at least
-MARGIN pairs to do, so every kill interrupts a sweep with more to do.
+MARGIN pairs to do, so every kill interrupts a sweep with more to do. The
+child commits in groups: the store only ever holds whole groups, and the
+resume recomputes exactly what the kills lost.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ pytestmark = pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not 
 SWEEP = dict(model="digits", per_class=15, targets=[0, 3, 5, 8], settings=RelabelSettings(max_distortion=0.1, batch_size=8),
              seed=0)
 KILLS = int(os.environ.get("SWEEP_KILLS", "20"))
-# Rows a kill always leaves to do: 3 batches, far more than the child can store between the
-# poll that sees its target and the kill (one COUNT query), on any machine.
-MARGIN = 3 * SWEEP["settings"].batch_size
+# The child commits every GROUP results (no time trigger), so a kill loses exactly the open group.
+GROUP = 4
+# Rows a kill always leaves to do: 3 batches and a group, far more than the child can store between
+# the poll that sees its target and the kill (one COUNT query), on any machine.
+MARGIN = 3 * SWEEP["settings"].batch_size + GROUP
 # Generous: a child imports Caffe (about a second) and then stores at most ~40 rows.
 TIMEOUT = 300
 
@@ -61,7 +65,7 @@ def test_sweep_survives_repeated_kills(tmp_path):
     total = len(want)
 
     store = tmp_path / "killed.sqlite"
-    code = f"from caffe_relabel import RelabelSettings; from caffe_relabel.experiments.sweep import run_sweep; run_sweep({str(store)!r}, **{SWEEP!r})"
+    code = f"from caffe_relabel import RelabelSettings; from caffe_relabel.experiments.sweep import run_sweep; run_sweep({str(store)!r}, commit_rows={GROUP}, commit_seconds=float('inf'), **{SWEEP!r})"
     rng = random.Random(0)
     kills = 0
     before = 0
@@ -86,6 +90,7 @@ def test_sweep_survives_repeated_kills(tmp_path):
         assert child.returncode == -signal.SIGKILL, "the kill did not interrupt the sweep"
         assert target <= after < total, f"kill {kills}: {after} rows of {total}, wanted {target}.. (more to do)"
         assert after >= before, "a kill lost stored results"
+        assert after % GROUP == 0, f"kill {kills}: {after} rows, a commit group stored in part"
         kills += 1
         before = after
     # The number of kills follows from the seeded targets alone, not from the machine's speed.

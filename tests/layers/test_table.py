@@ -16,13 +16,13 @@ from caffe_relabel.proto.caffe_relabel_caffe_pb2 import LayerParameter
 
 
 def _engine_builders() -> set[object]:
-    """Every ``build_*`` function defined in the engine's layer family files."""
+    """Every ``build_*`` function defined in the engine's layer family files (or a layer class's ``build`` there)."""
     package = importlib.import_module("caffe_relabel.engine.layers")
     found = set()
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
-        found.update(f for name, f in inspect.getmembers(module, inspect.isfunction)
-                     if name.startswith("build_") and f.__module__ == module.__name__)
+        found.update(f for name, f in inspect.getmembers(module, callable) if name.startswith("build_")
+                     and (f.__self__ if inspect.ismethod(f) else f).__module__ == module.__name__)
     return found
 
 
@@ -90,6 +90,11 @@ def test_a_backend_refuses_a_type_it_does_not_run() -> None:
         table.lookup("Only", "net").build_function()
 
 
-def test_in_place_types_are_the_element_wise_ones() -> None:
-    assert TABLE.in_place_names() == ["AbsVal", "BatchNorm", "Bias", "Dropout", "ELU", "Exp", "Log", "PReLU", "Power",
-                                      "ReLU", "Scale", "Sigmoid", "Softmax", "TanH"]
+def test_in_place_types_are_the_element_wise_ones_whose_caffe_backward_survives_it() -> None:
+    # AbsVal, Log, BNLL and Clip read their bottom in backward; Power writes its bottom diff first.
+    assert TABLE.in_place_names() == ["BatchNorm", "Bias", "Dropout", "ELU", "Exp", "PReLU", "ReLU", "Scale",
+                                      "Sigmoid", "Softmax", "Swish", "TanH", "Threshold"]
+
+
+def test_forward_only_types_are_those_caffe_cannot_differentiate() -> None:
+    assert [e.name for e in TABLE.entries() if not e.backward] == ["ArgMax", "Threshold"]

@@ -1,4 +1,5 @@
-"""Convolution (2-D, with group and dilation), as base_conv_layer.cpp / conv_layer.cpp.
+"""Convolution and Deconvolution (2-D, with group and dilation), as base_conv_layer.cpp / conv_layer.cpp /
+deconv_layer.cpp.
 
 The geometry (kernel, stride, pad, dilation, group) and the blob shapes come
 from the layer's rule (caffe_relabel/layers/conv.py).
@@ -30,3 +31,17 @@ class Conv2d(CaffeLayer):
 def build_convolution(b: Build) -> Conv2d:
     g: ConvGeometry = b.geometry
     return Conv2d(b.blobs[0], b.blobs[1] if len(b.blobs) == 2 else None, g.stride, g.pad, g.dilation, g.group)
+
+
+class ConvTranspose2d(Conv2d):
+    """Caffe's Deconvolution is the convolution's backward-data pass: conv_transpose2d, weights
+    in x (out / group) x kh x kw in both."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.pad, 0, self.group, self.dilation),)
+
+
+def build_deconvolution(b: Build) -> ConvTranspose2d:
+    g: ConvGeometry = b.geometry
+    return ConvTranspose2d(b.blobs[0], b.blobs[1] if len(b.blobs) == 2 else None, g.stride, g.pad, g.dilation,
+                           g.group)

@@ -1,4 +1,4 @@
-"""Blob sources: Input (the network's input) and DummyData (constant blobs)."""
+"""Blob sources and sinks: Input, DummyData (constant blobs), Parameter (a stored blob) and Silence."""
 
 from __future__ import annotations
 
@@ -36,3 +36,29 @@ class DummyData(CaffeLayer):
 def build_dummy_data(b: Build) -> DummyData:
     # The rule gives each top's constant value (it refuses random fillers).
     return DummyData(b.setup.tops, b.geometry, b.device)
+
+
+class Parameter(CaffeLayer):
+    """Its blob as its top (Caffe shares the data; the input gradient never reaches it)."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.add_blob("value", value)
+
+    def forward(self) -> tuple[torch.Tensor]:
+        return (self.value,)
+
+
+def build_parameter(b: Build) -> Parameter:
+    return Parameter(b.blobs[0])
+
+
+class Silence(CaffeLayer):
+    """No top: its bottoms then contribute nothing to any gradient, as in Caffe (which zeroes their diffs)."""
+
+    def forward(self, *xs: torch.Tensor) -> tuple[()]:
+        return ()
+
+
+def build_silence(b: Build) -> Silence:
+    return Silence()

@@ -1,4 +1,5 @@
-"""Element-wise layers: ReLU, PReLU, ELU, Sigmoid, TanH, AbsVal, Exp, Log, Power, Dropout.
+"""Element-wise layers: ReLU, PReLU, ELU, Sigmoid, TanH, AbsVal, Exp, Log, Power, Dropout, BNLL, Clip,
+Swish, Threshold.
 
 Each follows its ``*_layer.cpp`` forward literally, including where Caffe
 skips a multiply by one or an add of zero, and computes its constants in
@@ -112,15 +113,59 @@ def build_power(b: Build) -> CaffeLayer:
         # Caffe ignores the input: a constant (its gradient is zero).
         value = 1.0 if power == 0 else float(f32(shift) ** f32(power))
         return Elementwise(lambda x: torch.full_like(x, value), f"constant {value}")
+    return Elementwise(_affine(scale, shift) if power == 1 else _power(scale, shift, power),
+                       f"({scale} x + {shift}) ^ {power}")
 
-    def pow_(x: torch.Tensor) -> torch.Tensor:
-        if scale != 1:
-            x = x * scale
-        if shift != 0:
-            x = x + shift
-        return x if power == 1 else x.pow(power)
 
-    return Elementwise(pow_, f"({scale} x + {shift}) ^ {power}")
+def _affine(scale: float, shift: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Caffe's scale-then-shift (two float32 roundings, skipping a scale of 1 and a shift of 0),
+    each case as one element-wise kernel where one exists: EfficientNet's ReLU6 runs
+    Power(-x + 6) 32 times per image, and these were a third of its forward."""
+    if scale == 1:
+        return (lambda x: x + shift) if shift != 0 else (lambda x: x)
+    if shift == 0:
+        return lambda x: x * scale
+    if scale == -1:
+        # (-x) + shift == shift - x exactly: negation does not round.
+        return lambda x: torch.rsub(x, shift)
+    # One allocation; the in-place add keeps the multiply's rounding (no fused multiply-add).
+    return lambda x: (x * scale).add_(shift)
+
+
+def _power(scale: float, shift: float, power: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    affine = _affine(scale, shift)
+    return lambda x: affine(x).pow(power)
+
+
+def build_bnll(b: Build) -> CaffeLayer:
+    # bnll_layer.cpp: x > 0 ? x + log(1 + exp(-x)) : log(1 + exp(x)); its backward caps exp at 50:
+    # e / (e + 1) with e = exp(min(x, 50)). softplus with threshold 50 is that, value and gradient
+    # (above 50 both give x and 1, as exp(-50) vanishes next to x in float32).
+    return Elementwise(lambda x: F.softplus(x, beta=1.0, threshold=50.0), "log(1 + exp(x))")
+
+
+def build_clip(b: Build) -> CaffeLayer:
+    p = b.layer.clip_param
+    low, high = float(f32(p.min)), float(f32(p.max))
+    if low > high:
+        # Caffe's max(min, min(x, max)) is then min everywhere; its gradient mask (min <= x <= max) is empty.
+        return Elementwise(lambda x: torch.full_like(x, low), f"constant {low}")
+    # clamp's gradient passes where min <= x <= max, both ends included, as clip_layer.cpp's.
+    return Elementwise(lambda x: torch.clamp(x, low, high), f"clip to [{low}, {high}]")
+
+
+def build_swish(b: Build) -> CaffeLayer:
+    beta = float(f32(b.layer.swish_param.beta))
+    # swish_layer.cpp: x * sigmoid(beta x), with Caffe's own sigmoid (0.5 tanh(0.5 x) + 0.5);
+    # caffe_scal multiplies by beta even when it is 1, which is exact.
+    return Elementwise(lambda x: x * (torch.tanh(x * beta * 0.5) * 0.5 + 0.5), f"x sigmoid({beta} x)")
+
+
+def build_threshold(b: Build) -> CaffeLayer:
+    threshold = float(f32(b.layer.threshold_param.threshold))
+    # 1 where x > threshold, else 0. A step: its derivative is 0 (Caffe has no backward; the
+    # pycaffe backend refuses a net whose backward would reach it).
+    return Elementwise(lambda x: (x > threshold).to(x.dtype), f"x > {threshold}")
 
 
 class PReLU(CaffeLayer):

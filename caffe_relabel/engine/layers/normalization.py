@@ -1,4 +1,4 @@
-"""BatchNorm, Scale and Bias (batch_norm_layer.cpp, scale_layer.cpp, bias_layer.cpp).
+"""BatchNorm, Scale, Bias and MVN (batch_norm_layer.cpp, scale_layer.cpp, bias_layer.cpp, mvn_layer.cpp).
 
 BatchNorm stores mean, variance and a scale factor s (third blob): with
 global stats it uses mean / s and variance / s (0 when s == 0) and computes
@@ -6,13 +6,16 @@ global stats it uses mean / s and variance / s (0 when s == 0) and computes
 Scale and Bias multiply/add a blob (their own parameter, or a second bottom)
 broadcast over ``axis`` .. ``axis + num_axes`` of the first bottom. The
 axis, the blob shapes and which blobs exist come from the rules
-(caffe_relabel/layers/normalization.py).
+(caffe_relabel/layers/normalization.py). MVN subtracts the mean of each
+sample (or of each sample's channel) and divides by (std + eps), with
+Caffe's own backward (see :class:`_MVNFunction`).
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 
 from ..spec import Build, CaffeLayer
@@ -83,3 +86,48 @@ def build_scale(b: Build) -> ScaleBias:
 def build_bias(b: Build) -> ScaleBias:
     two = len(b.bottoms) == 2
     return ScaleBias(b.geometry, None, None if two else b.blobs[0], scale_from_bottom=False, bias_from_bottom=two)
+
+
+class _MVNFunction(torch.autograd.Function):
+    """y = (x - mean) / (std + eps) over the last axis of a rows x values view, with mvn_layer.cpp's
+    backward: dx = (dy - mean(dy) - y mean(y dy)) / (std + eps). Caffe drops the eps from the
+    variance term (autograd would keep it: not Caffe's gradient once eps matters), and stays finite
+    where a row is constant (std 0), where autograd's sqrt would give NaN."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float, normalize: bool) -> torch.Tensor:  # type: ignore[override]
+        y = x - x.mean(dim=1, keepdim=True)
+        if not normalize:
+            ctx.normalize = False
+            return y
+        std = torch.sqrt((y * y).mean(dim=1, keepdim=True)) + eps
+        y = y / std
+        ctx.normalize = True
+        ctx.save_for_backward(y, std)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor) -> tuple[Optional[torch.Tensor], None, None]:  # type: ignore[override]
+        if not ctx.normalize:
+            return dy - dy.mean(dim=1, keepdim=True), None, None
+        y, std = ctx.saved_tensors
+        mixed = y * (y * dy).sum(dim=1, keepdim=True) + dy.sum(dim=1, keepdim=True)
+        return (dy - mixed / dy.shape[1]) / std, None, None
+
+
+class MVN(CaffeLayer):
+    def __init__(self, across_channels: bool, normalize_variance: bool, eps: float) -> None:
+        super().__init__()
+        self.across_channels, self.normalize_variance, self.eps = across_channels, normalize_variance, eps
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        # Caffe's top is num x channels x height x width (missing axes are 1).
+        shape = tuple(x.shape) + (1,) * (4 - x.dim())
+        rows = shape[0] if self.across_channels else shape[0] * shape[1]
+        y = _MVNFunction.apply(x.reshape(rows, -1), self.eps, self.normalize_variance)
+        return (y.reshape(shape),)
+
+
+def build_mvn(b: Build) -> MVN:
+    p = b.layer.mvn_param
+    return MVN(p.across_channels, p.normalize_variance, float(np.float32(p.eps)))

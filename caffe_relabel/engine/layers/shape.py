@@ -1,4 +1,4 @@
-"""Layers that move data without arithmetic: Concat, Split, Slice, Flatten, Reshape, Crop.
+"""Layers that move data without arithmetic: Concat, Split, Slice, Flatten, Reshape, Crop, Tile.
 
 Axes, sizes, offsets and reshape targets come from the rules (caffe_relabel/layers/shape.py).
 """
@@ -9,21 +9,15 @@ from typing import Sequence
 
 import torch
 
-from ...layers.shape import CropWindow, ReshapeTarget, SliceSizes
-from ..spec import Build, CaffeLayer
+from ...layers.shape import CropWindow, ReshapeTarget, SliceSizes, Tiling
+from ..spec import Build, CaffeLayer, GeometryLayer
 
 
-class Concat(CaffeLayer):
-    def __init__(self, axis: int) -> None:
-        super().__init__()
-        self.axis = axis
+class Concat(GeometryLayer):
+    geometry: int  # the axis
 
     def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor]:
-        return (torch.cat(xs, dim=self.axis),)
-
-
-def build_concat(b: Build) -> Concat:
-    return Concat(b.geometry)
+        return (torch.cat(xs, dim=self.geometry),)
 
 
 class Split(CaffeLayer):
@@ -67,31 +61,33 @@ def build_flatten(b: Build) -> Flatten:
     return Flatten(start, end)
 
 
-class Reshape(CaffeLayer):
-    def __init__(self, target: ReshapeTarget) -> None:
-        super().__init__()
-        self.target = target
+class Reshape(GeometryLayer):
+    geometry: ReshapeTarget
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         # Caffe's rule again on the actual shape: the batch size may differ from the declared one.
-        return (x.reshape(self.target.apply(tuple(x.shape))),)
+        return (x.reshape(self.geometry.apply(tuple(x.shape))),)
 
 
-def build_reshape(b: Build) -> Reshape:
-    return Reshape(b.geometry)
-
-
-class Crop(CaffeLayer):
-    def __init__(self, window: CropWindow) -> None:
-        super().__init__()
-        self.window = window
+class Crop(GeometryLayer):
+    geometry: CropWindow
 
     def forward(self, x: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor]:
-        w = self.window
+        w = self.geometry
         for i, (offset, size) in enumerate(zip(w.offsets, w.sizes)):
             x = x.narrow(w.start + i, offset, size)
         return (x,)
 
 
-def build_crop(b: Build) -> Crop:
-    return Crop(b.geometry)
+class Tile(GeometryLayer):
+    geometry: Tiling
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        # Caffe copies the whole block from the axis on, tiles times: repeat, not repeat_interleave.
+        reps = [1] * x.dim()
+        reps[self.geometry.axis] = self.geometry.tiles
+        return (x.repeat(reps),)
+
+
+# The layer table names builders as functions of this module.
+build_concat, build_reshape, build_crop, build_tile = Concat.build, Reshape.build, Crop.build, Tile.build
