@@ -23,10 +23,13 @@ from typing import Any, Iterable, Iterator, Optional
 
 from ..atomic_write import make_dir
 from ..bounded_read import open_regular
-from ..errors import ArgumentError, CaffeRelabelError
+from ..errors import ArgumentError, CaffeRelabelError, OutputError
 from ..relabel import RelabelResult, StopReason
 from ..settings import RelabelSettings
 from .common import top_k
+
+#: SQLite result codes of the medium rather than the file: SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+_MEDIA_ERRORS = frozenset({8, 10, 13, 14})
 
 SCHEMA_VERSION = "2"
 
@@ -229,11 +232,21 @@ class SweepStore:
         """SQLite's errors (a damaged or foreign file, a lock held too long) as ours, naming the file."""
         try:
             yield
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # the latter: damaged text
-            raise CaffeRelabelError(
-                f"{self.path}: not a sweep store, or a damaged one ({e}); it was left as it is: "
-                "expected a store written by caffe-relabel (restore a copy, or sweep into a new --store)"
-            ) from None
+        except sqlite3.DatabaseError as e:
+            if getattr(e, "sqlite_errorcode", 0) & 0xFF in _MEDIA_ERRORS:  # primary code of an extended one
+                # The medium, not the file: a full disk, an I/O error or a read-only mount. The
+                # stored results are intact up to the last committed group.
+                raise OutputError(f"{self.path}: cannot write the sweep store ({e}); the results committed so "
+                                  "far are kept: free space or move the store, then run the sweep again") from None
+            raise self._damaged(e) from None
+        except UnicodeDecodeError as e:  # damaged text
+            raise self._damaged(e) from None
+
+    def _damaged(self, e: Exception) -> CaffeRelabelError:
+        return CaffeRelabelError(
+            f"{self.path}: not a sweep store, or a damaged one ({e}); it was left as it is: "
+            "expected a store written by caffe-relabel (restore a copy, or sweep into a new --store)"
+        )
 
     def _settle_identity(self, wanted: Optional[StoreIdentity]) -> StoreIdentity:
         stored = self.meta("identity")

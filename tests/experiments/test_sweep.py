@@ -313,3 +313,30 @@ def test_an_interrupted_sweep_keeps_the_results_it_finished(tmp_path):
                   commit_rows=1000, commit_seconds=float("inf"))
     # Each call finishes its whole batch of 3 (the target wins at once); 4 calls ran.
     assert _stored(store) == 12
+
+
+def test_a_full_disk_is_an_output_error_not_a_damaged_store(tmp_path):
+    # A file-size limit stands in for a full disk: SQLite's write fails (EFBIG, as ENOSPC would)
+    # and the store must say it cannot write, not that the file is damaged.
+    from tests.limited import run_limited
+
+    path = tmp_path / "s.sqlite"
+    done = run_limited(f"""
+        import resource, signal
+        from caffe_relabel.errors import OutputError
+        from caffe_relabel.experiments.store import StoredResult, SweepStore
+        from caffe_relabel.relabel import StopReason
+        from tests.experiments.test_sweep import _small_store
+        identity = _small_store({str(path)!r})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        try:
+            with SweepStore({str(path)!r}, identity) as db:
+                for i in range(100_000):
+                    db.add(StoredResult(f"t{{i}}", 1, 3, True, StopReason.TARGET, 5, 0.001, 3, 0.9, 1, 0.6, 0.6,
+                                        [[1, 0.6]] * 5, 1, True, 0.001, "digits", "0.1.0"))
+        except OutputError as e:
+            print("OUTPUT", e)
+    """, memory_bytes=2 * 2**30, timeout=120)
+    assert "OUTPUT" in done.stdout and "cannot write the sweep store" in done.stdout, done.stdout + done.stderr
+    assert "damaged" not in done.stdout
