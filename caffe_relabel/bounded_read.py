@@ -72,13 +72,16 @@ def read_bounded(path: PathLike, what: str, kind: str, error: Type[CaffeRelabelE
     """The bytes of a regular file within ``LIMITS[kind]`` (see :func:`open_regular`)."""
     limit = LIMITS[kind]
     with open_regular(path, what, kind, error) as f:
+        size = os.fstat(f.fileno()).st_size  # within the cap: open_regular checked it
         try:
-            # Read one byte past the cap: a file that grew since fstat is still refused.
-            data = f.read() if limit is None else f.read(limit + 1)
+            # One byte past the size seen, not past the cap: read(n) allocates n bytes up front, and
+            # a 2 GiB buffer per small caffemodel made a long fuzz run crawl. A file that grew since
+            # fstat shows as the extra byte and is refused.
+            data = f.read() if limit is None else f.read(size + 1)
         except OSError as e:
             raise error(f"{path}: cannot read {what}: {e.strerror}") from None
-    if limit is not None and len(data) > limit:
-        raise error(f"{path}: {what} is more than the {limit} bytes accepted")
+    if limit is not None and len(data) > size:
+        raise error(f"{path}: {what} changed while it was read (more than the {size} bytes it had)")
     return data
 
 

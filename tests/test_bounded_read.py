@@ -75,3 +75,17 @@ def test_size_cap_per_kind(tmp_path, monkeypatch):
 def test_error_type_is_the_callers(fifo):
     with pytest.raises(ImageFormatError, match="FIFO"):
         read_bounded(fifo, "image", "image", ImageFormatError)
+
+
+def test_a_small_file_is_read_without_a_buffer_the_size_of_the_cap(tmp_path):
+    # read(n) allocates n bytes before reading: asking for the 2 GiB caffemodel cap would fail
+    # under a 1 GiB address space (and made a long fuzz run crawl). The file's own size is enough.
+    from tests.limited import run_limited
+
+    small = tmp_path / "small.caffemodel"
+    small.write_bytes(b"\x0a\x03net" * 10)
+    done = run_limited(f"""
+        from caffe_relabel.bounded_read import read_bounded
+        print(len(read_bounded({str(small)!r}, "caffemodel", "caffemodel")))
+    """, memory_bytes=2**30, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "50", done.stderr
