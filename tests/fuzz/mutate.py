@@ -114,7 +114,8 @@ def mutate_caffemodel(rng: random.Random, data: bytes) -> bytes:
             blob.double_data.extend([0.25] * rng.choice([1, len(blob.data)]))
         elif kind == "nan" and len(blob.data):
             blob.data[rng.randrange(len(blob.data))] = rng.choice([float("nan"), float("inf"), 1e38])
-        elif kind == "legacy":
+        elif kind == "legacy" and all(-2**31 <= d < 2**31 for d in blob.shape.dim):
+            # The legacy fields are int32: a dim another mutation pushed past that cannot be written there.
             dims = [1] * (4 - len(blob.shape.dim)) + list(blob.shape.dim)
             blob.ClearField("shape")
             blob.num, blob.channels, blob.height, blob.width = dims[-4:] if len(dims) >= 4 else dims
