@@ -11,6 +11,16 @@ from caffe_relabel.backends import pycaffe_available
 requires_pycaffe = pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built (run `make setup`)")
 
 
+@pytest.fixture(scope="module", params=["pycaffe", "engine"])
+def backend(request) -> str:
+    """Each backend in turn (a test module's tests run on both; a missing one is skipped)."""
+    if request.param == "pycaffe" and not pycaffe_available():
+        pytest.skip("pycaffe is not built (run `make setup`)")
+    if request.param == "engine":
+        pytest.importorskip("torch")
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def digits_data() -> dict:
     data = np.load(testmodels.DIGITS_TEST)

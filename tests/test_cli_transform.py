@@ -8,18 +8,8 @@ import pytest
 import skimage.io
 
 from caffe_relabel import cli, testmodels
-from caffe_relabel.backends import pycaffe_available
 
 LENET_SCALE = "0.00390625"  # 1/256, Caffe's MNIST LeNet
-
-
-@pytest.fixture(scope="module", params=["pycaffe", "engine"])
-def backend(request) -> str:
-    if request.param == "pycaffe" and not pycaffe_available():
-        pytest.skip("pycaffe is not built (run `make setup`)")
-    if request.param == "engine":
-        pytest.importorskip("torch")
-    return request.param
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from caffe_relabel import Relabeller, testmodels, zoo
-from caffe_relabel.backends import load_classifier, pycaffe_available
+from caffe_relabel.backends import load_classifier
 from caffe_relabel.model import Model
 from caffe_relabel.preprocess import image_to_blob
 
@@ -22,15 +22,6 @@ ALPHA = 50.0
 GREY = 1 / 255  # one grey level in [0, 1] image units
 LENET_SCALE = 0.00390625  # 1/256: Caffe's MNIST LeNet transform_param scale
 MOBILENET_SCALE = 0.017
-
-
-@pytest.fixture(scope="module", params=["pycaffe", "engine"])
-def backend(request) -> str:
-    if request.param == "pycaffe" and not pycaffe_available():
-        pytest.skip("pycaffe is not built (run `make setup`)")
-    if request.param == "engine":
-        pytest.importorskip("torch")
-    return request.param
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from caffe_relabel import Relabeller, RelabelSettings, testmodels, zoo
-from caffe_relabel.backends import load_classifier, pycaffe_available
+from caffe_relabel.backends import load_classifier
 from caffe_relabel.backends.base import Classifier, LossGradient
 from caffe_relabel.errors import ArgumentError, ModelNotFoundError
 from caffe_relabel.model import Model
@@ -17,13 +17,9 @@ from caffe_relabel.preprocess import image_to_blob
 SPEC = zoo.get("digits").input
 
 
-@pytest.fixture(scope="module", params=["pycaffe", "engine"])
-def classifier(request) -> Classifier:
-    if request.param == "pycaffe" and not pycaffe_available():
-        pytest.skip("pycaffe is not built (run `make setup`)")
-    if request.param == "engine":
-        pytest.importorskip("torch")
-    return load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend=request.param)
+@pytest.fixture(scope="module")
+def classifier(backend) -> Classifier:
+    return load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend=backend)
 
 
 @pytest.fixture(scope="module")
