@@ -1,8 +1,9 @@
-"""Timing helpers shared by the benchmarks: device sync, wall time of a call,
-the matmul ceiling and a net's multiply-add count."""
+"""Helpers shared by the benchmarks: device sync, wall time of a call, the matmul
+ceiling, a net's multiply-add count, and writing the JSON result."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
@@ -65,3 +66,10 @@ def flops_per_image(net: CaffeNet) -> float:
         per_output = int(np.prod(weight.shape[1:])) if step.type == "Convolution" else weight.numel() / weight.shape[0]
         total += 2 * float(np.prod(out[1:])) * per_output
     return 2 * total
+
+
+def write_json(path: Path, result: dict) -> None:
+    """Write a benchmark's result to ``path`` (folders made as needed) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {path}")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS  # noqa: E402
+from common import RESULTS, write_json  # noqa: E402
 
 # name -> (backend, environment overrides, torch threads or None for the default)
 CONFIGS: dict[str, tuple[str, dict[str, str], "int | None"]] = {
@@ -133,7 +133,7 @@ def main(argv: "list[str] | None" = None) -> int:
     timeout = 120 + 60 * seconds
     rows: dict[str, dict] = {}
     print(f"{os.cpu_count()} CPUs; hog {'pinned to CPU 0' if args.pin else 'unpinned'}; {seconds:g} s per measurement")
-    print(f"| config | batch | quiet img-it/s | hogged img-it/s | slowdown |")
+    print("| config | batch | quiet img-it/s | hogged img-it/s | slowdown |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name in args.configs:
         for batch in args.batches:
@@ -153,9 +153,7 @@ def main(argv: "list[str] | None" = None) -> int:
         "configs": {k: {"backend": v[0], "env": v[1], "threads": v[2]} for k, v in CONFIGS.items() if k in args.configs},
         "results": rows, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, result)
     return 0
 
 

@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, ROOT, flops_per_image, matmul_gflops, median_time, sync  # noqa: E402
+from common import RESULTS, ROOT, flops_per_image, matmul_gflops, median_time, sync, write_json  # noqa: E402
 
 from caffe_relabel import Relabeller, load_model, testmodels, zoo  # noqa: E402
 from caffe_relabel.backends import load_classifier  # noqa: E402
@@ -261,9 +261,7 @@ def main(argv: "list[str] | None" = None) -> int:
             result[name] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
         result[name]["section_seconds"] = time.perf_counter() - start
         print(f"{name}: {json.dumps(result[name])[:600]}", flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_json(out, result)
     return 0
 
 

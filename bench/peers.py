@@ -24,7 +24,6 @@ bench/results/peers.json and prints the table and BIM-20 time / Relabeller time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -37,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, sync  # noqa: E402
+from common import RESULTS, sync, write_json  # noqa: E402
 
 from caffe_relabel import Relabeller, load_model  # noqa: E402
 from caffe_relabel.distortion import distortion  # noqa: E402
@@ -251,9 +250,7 @@ def main(argv: "list[str] | None" = None) -> int:
         "pairs": [{"photo": n, "target": t} for n, t in zip(names, targets)],
         "bim20_over_relabeller_time": ratio, "methods": rows, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, result)
     return 0
 
 
