@@ -32,17 +32,18 @@ from common import RESULTS, sync  # noqa: E402  (puts the repository on sys.path
 
 from caffe_relabel import Relabeller, load_model, testmodels, zoo  # noqa: E402
 from caffe_relabel.backends import load_classifier  # noqa: E402
+from caffe_relabel.engine_modes import MODES  # noqa: E402
 from caffe_relabel.model import Model  # noqa: E402
 
 MODELS = ("efficientnet_lite0", "bvlc_googlenet")
 
 
-def load(name: str, device: str) -> Model:
+def load(name: str, device: str, mode: str) -> Model:
     if name == "efficientnet_lite0":  # converted weights, present offline
-        return load_model(name, backend="engine", device=device)
+        return load_model(name, backend="engine", device=device, mode=mode)
     prototxt, weights = testmodels.random_model(name)
     spec = zoo.get(name)
-    return Model(load_classifier(prototxt, weights, backend="engine", device=device), spec.input, name,
+    return Model(load_classifier(prototxt, weights, backend="engine", device=device, mode=mode), spec.input, name,
                  zoo.class_names(spec.classes), spec.classes)
 
 
@@ -68,8 +69,8 @@ def loop_round(relabeller: Relabeller, images: torch.Tensor) -> tuple[float, int
     return done[0] / (time.perf_counter() - start), done[0]
 
 
-def bench(name: str, batch: int, steps: int, rounds: int, device: str) -> dict[str, Any]:
-    model = load(name, device)
+def bench(name: str, batch: int, steps: int, rounds: int, device: str, mode: str) -> dict[str, Any]:
+    model = load(name, device, mode)
     rng = np.random.default_rng(0)
     c, h, w = model.classifier.input_shape
     images = torch.from_numpy(rng.random((batch, c, h, w))).float().to(device)
@@ -98,15 +99,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="steps per round (default 20)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating raw/loop rounds (default 3)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--mode", default="faithful", choices=MODES, help="the engine's numeric mode (default faithful)")
     ap.add_argument("--quick", action="store_true", help="5 steps, 2 rounds")
     ap.add_argument("--note", default="", help="recorded with the results (e.g. 'machine shared')")
     args = ap.parse_args()
     steps, rounds = (5, 2) if args.quick else (args.steps, args.rounds)
-    results = [bench(m, args.batch, steps, rounds, args.device) for m in args.models]
+    results = [bench(m, args.batch, steps, rounds, args.device, args.mode) for m in args.models]
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "loop_overhead.json"
     path.write_text(json.dumps(dict(
-        device=args.device, torch=torch.__version__, threads=torch.get_num_threads(), machine=platform.processor()
+        device=args.device, mode=args.mode, torch=torch.__version__, threads=torch.get_num_threads(), machine=platform.processor()
         or platform.machine(), note=args.note, results=results), indent=2))
     print(f"wrote {path}")
 

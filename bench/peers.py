@@ -40,6 +40,7 @@ from common import RESULTS, sync, write_json  # noqa: E402
 
 from caffe_relabel import Relabeller, load_model  # noqa: E402
 from caffe_relabel.distortion import distortion  # noqa: E402
+from caffe_relabel.engine_modes import MODES  # noqa: E402
 from caffe_relabel.model import Model  # noqa: E402
 from caffe_relabel.preprocess import InputSpec, fit, load_image, to_uint8  # noqa: E402
 
@@ -190,11 +191,12 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--mode", default="faithful", choices=MODES, help="the engine's numeric mode (default faithful)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--out", type=Path, default=RESULTS / "peers.json")
     args = ap.parse_args(argv)
 
-    model = load_model("efficientnet_lite0", backend="engine", device=args.device)
+    model = load_model("efficientnet_lite0", backend="engine", device=args.device, mode=args.mode)
     spec = model.input
     device = model.classifier.module.device
     module = BlobInput(model.classifier.module, spec, device).eval()
@@ -244,7 +246,7 @@ def main(argv: "list[str] | None" = None) -> int:
         ratio = by["torchattacks BIM-20"]["seconds"] / by["relabeller"]["seconds"]
         print(f"\nBIM-20 time / Relabeller time = {ratio:.2f} (goal >= 2.5)")
     result = {
-        "model": "efficientnet_lite0", "backend": "engine", "device": args.device, "batch": args.batch,
+        "model": "efficientnet_lite0", "backend": "engine", "device": args.device, "mode": args.mode, "batch": args.batch,
         "seed": args.seed, "cap": CAP, "alpha_grey_levels": ALPHA / 255.0, "step_image_units": step,
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "versions": versions,
         "pairs": [{"photo": n, "target": t} for n, t in zip(names, targets)],

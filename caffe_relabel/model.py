@@ -76,18 +76,23 @@ def load_model(
     input_spec: Optional[InputSpec] = None,
     backend: str = "auto",
     device: str = "cpu",
+    mode: str = "faithful",
 ) -> Model:
-    """A zoo model by name, or any prototxt + caffemodel (then ``input_spec`` says its input)."""
+    """A zoo model by name, or any prototxt + caffemodel (then ``input_spec`` says its input).
+
+    ``backend``, ``device`` and ``mode``: as :func:`caffe_relabel.backends.load_classifier`.
+    """
     from . import zoo
 
     name = str(name_or_prototxt)
     if weights is None and name in zoo.MODELS:
         spec = zoo.get(name)
-        clf = load_classifier(zoo.prototxt_path(name), zoo.weights_path(name), backend=backend, device=device)
+        clf = load_classifier(zoo.prototxt_path(name), zoo.weights_path(name), backend=backend, device=device,
+                              mode=mode)
         return Model(clf, input_spec or spec.input, name, zoo.class_names(spec.classes), spec.classes)
     if weights is None and not name.endswith(".prototxt"):
         zoo.get(name)  # raises with the closest known names
-    clf = load_classifier(name_or_prototxt, weights, backend=backend, device=device)
+    clf = load_classifier(name_or_prototxt, weights, backend=backend, device=device, mode=mode)
     if input_spec is None:
         raise ArgumentError(
             f"{name}: not a zoo model, so say what input it expects: input_spec=InputSpec(size=..., mean=..., channel_order=...)"

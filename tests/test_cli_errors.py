@@ -53,6 +53,9 @@ def _run(argv, capsys):
     (["classify", "{digit}", "--prototxt", "{digit}", "--weights", "{digit}", "--mean", "1"], cli.EXIT_INPUT,
      "not UTF-8 text"),
     (["classify", "{digit}", "-m", "digits", "--device", "tpu:0"], cli.EXIT_USAGE, "expected device"),
+    (["classify", "{digit}", "-m", "digits", "--backend", "pycaffe", "--engine-mode", "fast"], cli.EXIT_USAGE,
+     "mode 'fast' is the engine's; backend 'pycaffe' runs only 'faithful'"),
+    (["classify", "{digit}", "-m", "digits", "--engine-mode", "turbo"], cli.EXIT_USAGE, "--engine-mode: invalid choice"),
 ])
 def test_user_errors(argv, code, message, digit, tmp_path, capsys):
     argv = [a.replace("{digit}", digit).replace("{tmp}", str(tmp_path)) for a in argv]

@@ -11,6 +11,7 @@ import importlib.util
 import os
 from typing import Callable, Optional
 
+from ..engine_modes import check_mode
 from ..errors import ArgumentError, BackendUnavailableError
 from .base import Classifier, LossGradient, softmax_cross_entropy_grad
 
@@ -52,10 +53,21 @@ def load_classifier(
     weights: "Optional[str | os.PathLike[str]]" = None,
     backend: str = "auto",
     device: str = "cpu",
+    mode: str = "faithful",
 ) -> Classifier:
-    """A classifier from a deploy prototxt and a caffemodel on the chosen backend."""
+    """A classifier from a deploy prototxt and a caffemodel on the chosen backend.
+
+    ``mode`` is the engine's numeric mode (:mod:`caffe_relabel.engine.device`);
+    pycaffe is Caffe itself and runs only ``'faithful'``, so with ``backend='auto'``
+    another mode picks the engine.
+    """
+    check_mode(mode)
     if backend == "auto":
-        backend = "pycaffe" if pycaffe_available() else "engine"
+        backend = "pycaffe" if mode == "faithful" and pycaffe_available() else "engine"
+    if backend == "engine":
+        return _backend_class(backend)(prototxt, weights, device=device, mode=mode)
+    if mode != "faithful":
+        raise ArgumentError(f"mode {mode!r} is the engine's; backend {backend!r} runs only 'faithful'")
     return _backend_class(backend)(prototxt, weights, device=device)
 
 

@@ -31,7 +31,7 @@ class EngineClassifier(Classifier):
     """A classifier run by the Caffe-faithful PyTorch engine.
 
     device: 'cpu', 'cuda', 'cuda:N' (or 'gpu:N'); mode: 'faithful', 'fast' or
-    'fast-bf16' (see caffe_relabel.engine.device; on CPU all equal faithful);
+    'fast-bf16' (see caffe_relabel.engine.device);
     compile: run the network through torch.compile (first calls are slow).
     """
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..engine_modes import MODES
 from ..errors import ArgumentError, CaffeRelabelError
 from .exits import EXIT_FAILED, EXIT_OK
 from .options import add_relabel_options, device, finite_float, natural_int, positive_float, positive_int, settings_from
@@ -45,6 +46,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="shorter side before the centre crop to the input size, 0 = resize straight to the input size (default 256)")
     g.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
     g.add_argument("--device", type=device, default="cpu", help="cpu, gpu:N (default cpu)")
+    g.add_argument("--engine-mode", choices=MODES, default="faithful",
+                   help="the engine's numerics: faithful (default: Caffe's algorithms, im2col convolutions on CPU), "
+                   "fast (channels-last oneDNN on CPU; TF32 and cuDNN autotuning on GPU), fast-bf16 (GPU bfloat16). "
+                   "With --backend auto, a mode other than faithful picks the engine")
 
 
 # The transform options only a --prototxt net takes (a zoo model knows its input).
@@ -61,12 +66,13 @@ def _load(args: argparse.Namespace) -> "Model":
         given = [flag for name, flag in _TRANSFORM_OPTIONS if getattr(args, name) is not None]
         if given:
             raise ArgumentError(f"{', '.join(given)}: only with --prototxt (zoo model {args.model!r} knows its input)")
-        return load_model(args.model, backend=args.backend, device=args.device)
+        return load_model(args.model, backend=args.backend, device=args.device, mode=args.engine_mode)
     if args.weights is None:
         raise CaffeRelabelError("--prototxt needs --weights")
     from ..backends import load_classifier
 
-    clf = load_classifier(args.prototxt, args.weights, backend=args.backend, device=args.device)
+    clf = load_classifier(args.prototxt, args.weights, backend=args.backend, device=args.device,
+                          mode=args.engine_mode)
     spec = _input_spec(args, clf.input_shape)
     try:
         return Model(clf, spec, Path(args.prototxt).name, *_labels(clf.num_classes))

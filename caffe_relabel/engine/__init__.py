@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from ..engine_modes import MODES
 from ..layers import ENGINE, TABLE
 from ..proto.io import read_net
 from ..weights import WeightsLike
-from .device import MODES
 from .net import CaffeNet, build_net
 
 

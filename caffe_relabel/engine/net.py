@@ -28,7 +28,8 @@ from ..layers.head import classifier_head
 from ..netcheck import check_net
 from ..proto.caffe_relabel_caffe_pb2 import NetParameter
 from ..weights import WeightsLike, check_weights
-from .device import check_mode, numerics, resolve_device, uses_channels_last
+from ..engine_modes import check_mode
+from .device import numerics, resolve_device, uses_channels_last, uses_im2col
 from .spec import Build, Shape
 from .weights import layer_tensors
 
@@ -58,7 +59,7 @@ class CaffeNet(nn.Module):
         # The class scores: the output, or a trailing ArgMax's bottom.
         self.scores_name = output_name if scores_name is None else scores_name
         self.device, self.mode = device, mode
-        self.channels_last = uses_channels_last(mode, device)
+        self.channels_last = uses_channels_last(mode)
         self._writer = {}  # blob -> index of the last layer that writes it (in-place layers rewrite)
         for i, step in enumerate(steps):
             for top in step.tops:
@@ -82,7 +83,8 @@ class CaffeNet(nn.Module):
         return [step.name for step in self.steps]
 
     def numerics(self) -> contextlib.AbstractContextManager[None]:
-        """The mode's numeric settings; wrap your own backward pass on CUDA in it."""
+        """The mode's numeric settings; wrap your own backward pass on CUDA in it (on CPU the
+        faithful convolutions keep their algorithm in any backward)."""
         return numerics(self.mode, self.device)
 
     def _run(self, x: torch.Tensor, wanted: Iterable[str]) -> dict[str, torch.Tensor]:
@@ -136,7 +138,8 @@ def build_net(netdef: NetParameter, weights: Optional[WeightsLike] = None, devic
     for layer in checked.layers:
         setup = checked.setups[layer.name]
         blobs = layer_tensors(layer, setup.params, stored, source, dev)
-        build = Build(layer, tuple(shapes[b] for b in layer.bottom), setup, blobs, dev, source)
+        build = Build(layer, tuple(shapes[b] for b in layer.bottom), setup, blobs, dev, source,
+                      uses_im2col(mode, dev))
         modules.append(TABLE.lookup(layer.type, source).build_function()(build))
         shapes.update(zip(layer.top, setup.tops))
         steps.append(Step(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top)))

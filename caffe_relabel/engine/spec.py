@@ -40,6 +40,7 @@ class Build:
     blobs: tuple[torch.Tensor, ...]
     device: torch.device
     source: str
+    im2col: bool  # convolutions as Caffe's im2col + GEMM (engine.device.uses_im2col)
 
     @property
     def geometry(self) -> Any:

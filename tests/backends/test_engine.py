@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 from caffe_relabel import testmodels
 from caffe_relabel.backends import load_classifier
 from caffe_relabel.backends.engine import EngineClassifier
-from caffe_relabel.errors import CaffeRelabelError
+from caffe_relabel.errors import ArgumentError, CaffeRelabelError
 from tests.conftest import requires_pycaffe
 
 LOGIT_TOL = 1e-5
@@ -89,8 +89,11 @@ def test_module_is_a_torch_module_returning_logits(digits_engine, digits_blobs) 
 def test_modes_select_on_cpu(digits_blobs) -> None:
     fast = EngineClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, mode="fast")
     faithful = EngineClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, mode="faithful")
-    # On CPU the fast modes run the faithful kernels (documented in engine/device.py).
-    assert np.array_equal(fast.forward(digits_blobs[:4]), faithful.forward(digits_blobs[:4]))
+    # faithful: NCHW and Caffe's im2col convolutions; fast: channels-last oneDNN (engine/device.py).
+    convs = lambda clf: [m.im2col for m in clf.module.layers if hasattr(m, "im2col")]  # noqa: E731
+    assert convs(faithful) == [True, True] and convs(fast) == [False, False]
+    assert not faithful.module.channels_last and fast.module.channels_last
+    np.testing.assert_allclose(fast.forward(digits_blobs[:4]), faithful.forward(digits_blobs[:4]), rtol=1e-4, atol=1e-7)
 
 
 def test_bad_arguments(digits_engine, digits_blobs) -> None:
@@ -104,7 +107,14 @@ def test_bad_arguments(digits_engine, digits_blobs) -> None:
 
 def test_load_classifier_picks_engine(digits_blobs) -> None:
     clf = load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="engine")
-    assert isinstance(clf, EngineClassifier)
+    assert isinstance(clf, EngineClassifier) and clf.mode == "faithful"
+    # A fast mode is the engine's: 'auto' takes the engine for it even where pycaffe imports.
+    fast = load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="auto", mode="fast")
+    assert isinstance(fast, EngineClassifier) and fast.mode == "fast" and fast.module.channels_last
+    with pytest.raises(ArgumentError, match="mode 'fast' is the engine's; backend 'pycaffe' runs only 'faithful'"):
+        load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="pycaffe", mode="fast")
+    with pytest.raises(ArgumentError, match="expected mode 'faithful' or 'fast' or 'fast-bf16', got 'turbo'"):
+        load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, mode="turbo")
 
 
 @requires_pycaffe

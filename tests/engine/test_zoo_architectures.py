@@ -1,18 +1,18 @@
 """The real Model Zoo architectures (prototxt/zoo) with seeded random weights, on both backends.
 
-Slow: full-size nets. Fidelity on smooth random inputs, with the issue's
-criterion: logits within 1e-5 relative (float32 summation order differs
-between Caffe's im2col+BLAS and torch's kernels; errors measured here are
-below 1e-6). Input-gradient signs (elements above 1e-6 of the largest): the
-engine's disagreement with a float64 evaluation at most max(2 x Caffe's own,
-0.1%), the criterion of test_zoo_fidelity.py. The issue's direct ">= 99.9%
-engine vs Caffe" does not hold for every net, and not because of the engine:
-on ResNet-50, smooth random input, Caffe itself disagrees with float64 on
-0.08% of the elements and the engine on 0.03% (sample 0; 0.04% and 0.11% on
-sample 1), so the two float32 runs differ on 0.10-0.13% -- float32 noise
-through 50 layers of near-ties (ReLU inputs within rounding of zero), which
-neither implementation can remove. Photographs: tests/engine/test_zoo_fidelity.py.
-The SE-ResNet refusal is fast and runs by default.
+Slow: full-size nets. Fidelity on two uniform random inputs, with the issue's
+criteria. Logits within 1e-5 relative (float32 summation order differs
+between Caffe's OpenBLAS and torch's MKL GEMMs; errors measured here are
+below 3e-6). Input-gradient signs (elements above 1e-6 of the largest of a
+float64 evaluation): engine and Caffe agree on >= 99.9% of them, less only
+by what Caffe itself flips against float64 -- on VGG-16 Caffe's float32
+gradient is 0.29% off float64 on the second input, so no other float32
+implementation can agree with it to 99.9% there. The engine's own
+flips against float64 must stay below 0.05% (measured: at most 0.015%; its
+faithful mode runs Caffe's im2col convolutions, and oneDNN's direct ones
+measured 0.11% on ResNet-50, worse than Caffe's 0.04%). Photographs:
+tests/engine/test_zoo_fidelity.py. The SE-ResNet refusal is fast and runs by
+default.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from tests.conftest import requires_pycaffe
 
 LOGIT_TOL = 1e-5
 NOISE_FLOOR = 1e-6
+AGREEMENT = 0.999  # the issue's engine-vs-Caffe sign agreement
+ENGINE_OFF_FLOAT64 = 5e-4
 
 
 @pytest.mark.parametrize("backend", ["engine", "pycaffe"])
@@ -58,11 +60,15 @@ def test_architecture_matches_pycaffe(name: str) -> None:
     for i, target in enumerate([1, 999]):
         xi, ti = x[i:i + 1], np.array([target])
         a, b = engine.loss_and_gradient(xi, ti).grad, caffe.loss_and_gradient(xi, ti).grad
-        exact = float64_gradient(EngineClassifier(proto, weights), xi, ti)
+        exact = float64_gradient(engine, xi, ti)
         mask = np.abs(exact) > NOISE_FLOOR * np.abs(exact).max()
-        d_engine = float((np.sign(a[mask]) != np.sign(exact[mask])).mean())
-        d_caffe = float((np.sign(b[mask]) != np.sign(exact[mask])).mean())
-        assert d_engine <= max(2 * d_caffe, 1e-3), f"sample {i}: engine {d_engine:.2e} vs caffe {d_caffe:.2e} off float64"
+
+        def flipped(g: np.ndarray, h: np.ndarray) -> float:
+            return float((np.sign(g[mask]) != np.sign(h[mask])).mean())
+
+        d_engine, d_caffe, d_both = flipped(a, exact), flipped(b, exact), flipped(a, b)
+        assert d_engine <= ENGINE_OFF_FLOAT64, f"sample {i}: engine {d_engine:.2e} off float64"
+        assert d_both <= (1 - AGREEMENT) + d_caffe, f"sample {i}: engine vs caffe {d_both:.2e}, caffe {d_caffe:.2e} off"
 
 
 @pytest.mark.slow

@@ -2,12 +2,16 @@
 deconv_layer.cpp.
 
 The geometry (kernel, stride, pad, dilation, group) and the blob shapes come
-from the layer's rule (caffe_relabel/layers/conv.py).
+from the layer's rule (caffe_relabel/layers/conv.py). In the faithful mode on
+CPU both passes run Caffe's algorithm: im2col, one GEMM per group, col2im
+(torch's slow_conv2d family), not oneDNN's direct convolutions, which sum in
+another order (engine.device.uses_im2col has the measured difference).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -16,32 +20,82 @@ from ...layers.conv import ConvGeometry
 from ..spec import Build, CaffeLayer
 
 
+@contextlib.contextmanager
+def _im2col_kernels() -> Iterator[None]:
+    # With oneDNN and NNPACK off, torch's CPU convolution is im2col + GEMM for every
+    # geometry. set_flags, not flags(): the latter also sets oneDNN's TF32 switch and warns.
+    saved_mkldnn = torch.backends.mkldnn.set_flags(False, None, None, None)[0]
+    saved_nnpack = torch.backends.nnpack.set_flags(False)[0]
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.set_flags(saved_mkldnn, None, None, None)
+        torch.backends.nnpack.set_flags(saved_nnpack)
+
+
+class _Im2colConvolution(torch.autograd.Function):
+    """A convolution (or its transpose) whose forward and backward both run im2col + GEMM.
+
+    torch picks the backward's kernels again when the backward runs, so a plain
+    conv2d would differentiate with oneDNN under a caller's own backward
+    (Foolbox, torchattacks); this keeps Caffe's algorithm for both.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], layer: "Conv2d"
+                ) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.layer, ctx.bias_shape = layer, None if bias is None else list(bias.shape)
+        with _im2col_kernels():
+            return layer.convolve(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
+        x, weight = ctx.saved_tensors
+        layer: Conv2d = ctx.layer
+        with _im2col_kernels():
+            gx, gw, gb = torch.ops.aten.convolution_backward(
+                grad, x, weight, ctx.bias_shape, list(layer.stride), list(layer.pad), list(layer.dilation),
+                layer.transposed, [0, 0], layer.group, list(ctx.needs_input_grad[:3]))
+        return gx, gw, gb, None
+
+
 class Conv2d(CaffeLayer):
+    transposed = False
+
     def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: tuple[int, int],
-                 pad: tuple[int, int], dilation: tuple[int, int], group: int) -> None:
+                 pad: tuple[int, int], dilation: tuple[int, int], group: int, im2col: bool) -> None:
         super().__init__()
         self.add_blob("weight", weight)
         self.add_blob("bias", bias)
-        self.stride, self.pad, self.dilation, self.group = stride, pad, dilation, group
+        self.stride, self.pad, self.dilation, self.group, self.im2col = stride, pad, dilation, group, im2col
+
+    def convolve(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        return F.conv2d(x, weight, bias, self.stride, self.pad, self.dilation, self.group)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        return (F.conv2d(x, self.weight, self.bias, self.stride, self.pad, self.dilation, self.group),)
+        if self.im2col:
+            return (_Im2colConvolution.apply(x, self.weight, self.bias, self),)
+        return (self.convolve(x, self.weight, self.bias),)
 
 
 def build_convolution(b: Build) -> Conv2d:
     g: ConvGeometry = b.geometry
-    return Conv2d(b.blobs[0], b.blobs[1] if len(b.blobs) == 2 else None, g.stride, g.pad, g.dilation, g.group)
+    return Conv2d(b.blobs[0], b.blobs[1] if len(b.blobs) == 2 else None, g.stride, g.pad, g.dilation, g.group,
+                  b.im2col)
 
 
 class ConvTranspose2d(Conv2d):
     """Caffe's Deconvolution is the convolution's backward-data pass: conv_transpose2d, weights
     in x (out / group) x kh x kw in both."""
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        return (F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.pad, 0, self.group, self.dilation),)
+    transposed = True
+
+    def convolve(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        return F.conv_transpose2d(x, weight, bias, self.stride, self.pad, 0, self.group, self.dilation)
 
 
 def build_deconvolution(b: Build) -> ConvTranspose2d:
     g: ConvGeometry = b.geometry
     return ConvTranspose2d(b.blobs[0], b.blobs[1] if len(b.blobs) == 2 else None, g.stride, g.pad, g.dilation,
-                           g.group)
+                           g.group, b.im2col)
