@@ -36,6 +36,7 @@ from caffe_relabel import testmodels  # noqa: E402
 from caffe_relabel.backends import load_classifier  # noqa: E402
 from caffe_relabel.backends.base import Classifier  # noqa: E402
 from caffe_relabel.backends.engine import EngineClassifier  # noqa: E402
+from caffe_relabel.engine_modes import MODES  # noqa: E402
 
 
 def main(argv: "list[str] | None" = None) -> int:
@@ -43,7 +44,7 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("--model", default="bvlc_googlenet", choices=testmodels.RANDOM_MODELS)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--mode", default="faithful", choices=["faithful", "fast", "fast-bf16"])
+    parser.add_argument("--mode", default="faithful", choices=MODES)
     parser.add_argument("--compile", action="store_true", help="run the engine through torch.compile")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores)")

@@ -4,15 +4,17 @@
 
 For each architecture (seeded random weights, caffe_relabel.testmodels):
 - logits of the engine (faithful mode) against real pycaffe, max relative
-  error; input-gradient signs (elements above 1e-6 of the largest of the
-  float64 gradient): the lowest per-sample agreement of engine and Caffe,
-  and the most elements either one flips against a float64 evaluation (the
-  engine in double precision), which says whose float32 noise a
-  disagreement is; on two uniform random inputs (the slow test's) and on
-  four photographs (noisier: see tests/engine/test_zoo_fidelity.py);
+  error;
+- input-gradient signs (elements above 1e-6 of the largest of a float64
+  evaluation, the engine in double precision), for the engine's faithful and
+  fast modes: the agreement with Caffe per input, and the share of elements
+  each of engine and Caffe flips against float64 (which says whose float32
+  noise a disagreement is); on the slow test's eight uniform random inputs
+  and on four photographs (see tests/engine/test_zoo_fidelity.py);
 - the Relabeller on the engine backend (CPU, batch 2): two photographs to
   two random classes, wall seconds per image, faithful and fast modes.
-Writes bench/results/zoo_architectures.json. Needs pycaffe and torch.
+Writes bench/results/zoo_architectures.json and prints the README's table rows.
+Needs pycaffe and torch.
 """
 
 from __future__ import annotations
@@ -30,57 +32,78 @@ import skimage.data
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, write_json  # noqa: E402
-from caffe_relabel import Relabeller, testmodels  # noqa: E402
+from caffe_relabel import Relabeller, testmodels, zoo  # noqa: E402
 from caffe_relabel.backends import load_classifier  # noqa: E402
 from caffe_relabel.backends.engine import EngineClassifier  # noqa: E402
 from caffe_relabel.model import Model  # noqa: E402
 from caffe_relabel.proto.io import read_net  # noqa: E402
+from tests.engine.test_zoo_architectures import TARGETS  # noqa: E402
 from tests.engine.test_zoo_fidelity import float64_gradient, photographs  # noqa: E402
 
 
-def fidelity(engine: EngineClassifier, caffe, x: np.ndarray, targets: np.ndarray) -> dict:
-    name = engine.net.logits_name
+def fidelity(engines: dict[str, EngineClassifier], caffe, x: np.ndarray, targets: list[int]) -> dict:
+    name = engines["faithful"].net.logits_name
     want = caffe.blob(x, name)
-    rel = float(np.abs(engine.blob(x, name) - want).max() / np.abs(want).max())
-    agree, engine_off, caffe_off = [], [], []
-    for i in range(len(x)):
-        xi, ti = x[i:i + 1], targets[i:i + 1]
-        exact = float64_gradient(engine, xi, ti)
+    out: dict = {"logits_max_rel_error": float(np.abs(engines["faithful"].blob(x, name) - want).max()
+                                               / np.abs(want).max()),
+                 "caffe_off_float64": []}
+    out.update({mode: {"agreement": [], "off_float64": []} for mode in engines})
+    for i, target in enumerate(targets):
+        xi, ti = x[i:i + 1], np.array([target])
+        exact = float64_gradient(engines["faithful"], xi, ti)
         mask = np.abs(exact) > 1e-6 * np.abs(exact).max()
-        a, b = engine.loss_and_gradient(xi, ti).grad[mask], caffe.loss_and_gradient(xi, ti).grad[mask]
-        agree.append(float((np.sign(a) == np.sign(b)).mean()))
-        engine_off.append(float((np.sign(a) != np.sign(exact[mask])).mean()))
-        caffe_off.append(float((np.sign(b) != np.sign(exact[mask])).mean()))
-    return {"logits_max_rel_error": rel, "sign_agreement_min": min(agree),
-            "engine_off_float64_max": max(engine_off), "caffe_off_float64_max": max(caffe_off)}
+        exact, theirs = np.sign(exact[mask]), np.sign(caffe.loss_and_gradient(xi, ti).grad[mask])
+        out["caffe_off_float64"].append(float((theirs != exact).mean()))
+        for mode, engine in engines.items():
+            ours = np.sign(engine.loss_and_gradient(xi, ti).grad[mask])
+            out[mode]["agreement"].append(float((ours == theirs).mean()))
+            out[mode]["off_float64"].append(float((ours != exact).mean()))
+    return out
+
+
+def cells(f: dict, mode: str = "faithful") -> str:
+    """logits error / median (lowest) agreement / mean flips against float64, engine and Caffe."""
+    ours = f[mode]
+    return (f"{f['logits_max_rel_error']:.1e} / {np.median(ours['agreement']):.2%} ({min(ours['agreement']):.2%}) / "
+            f"{np.mean(ours['off_float64']):.3%}, {np.mean(f['caffe_off_float64']):.3%}")
+
+
+def table_row(name: str, row: dict) -> str:
+    """The README's row: fidelity cells, then seconds per image faithful / fast, and successes."""
+    faithful, fast = row["relabel_faithful"], row["relabel_fast"]
+    return (f"| {name} | {', '.join(row['layer_types'])} | {cells(row['random_input'])} | {cells(row['photographs'])} | "
+            f"{faithful['seconds_per_image']:.1f} / {fast['seconds_per_image']:.1f} | "
+            f"{sum(faithful['success'])}/{len(faithful['success'])} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--names", nargs="+", default=list(testmodels.ZOO_ARCHITECTURES))
+    ap.add_argument("--names", nargs="+", default=list(testmodels.ZOO_ARCHITECTURES), choices=testmodels.RANDOM_MODELS,
+                    help="default: the zoo architectures; the BVLC nets (bvlc_googlenet, ...) run too")
     ap.add_argument("--max-iter", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=RESULTS / "zoo_architectures.json")
     args = ap.parse_args()
     out = {"machine": platform.processor() or platform.machine(), "note": "shared 2-core CPU, timings taken once",
            "architectures": {}}
     for name in args.names:
         proto, weights = testmodels.random_model(name)
-        engine = EngineClassifier(proto, weights)
+        engines = {mode: EngineClassifier(proto, weights, mode=mode) for mode in ("faithful", "fast")}
         caffe = load_classifier(proto, weights, backend="pycaffe")
         s = testmodels.ZOO_INPUT_SCALE.get(name, 1.0)
-        size = engine.input_shape[1]
+        shape = engines["faithful"].input_shape
+        size = shape[1]
         rng = np.random.default_rng(0)
-        uniform = (rng.uniform(-120, 120, size=(2,) + engine.input_shape) * s).astype(np.float32)
-        targets = np.array([1, 500, 999, 281])
+        uniform = (rng.uniform(-120, 120, size=(len(TARGETS),) + shape) * s).astype(np.float32)  # the slow test's
         row = {
             "layer_types": sorted({layer.type for layer in read_net(proto).layer} - {"Input"}),
-            "random_input": fidelity(engine, caffe, uniform, targets[:2]),
-            "photographs": fidelity(engine, caffe, (photographs(size) * s).astype(np.float32), targets),
+            "random_input": fidelity(engines, caffe, uniform, list(TARGETS)),
+            "photographs": fidelity(engines, caffe, (photographs(size) * s).astype(np.float32), [1, 500, 999, 281]),
         }
-        spec = testmodels.zoo_input_spec(name, size)
+        spec = zoo.get(name).input if name in zoo.MODELS else testmodels.zoo_input_spec(name, size)
         photos = [skimage.data.chelsea(), skimage.data.coffee()]
         goals = [int(t) for t in rng.choice(1000, size=2, replace=False)]
         for mode in ("faithful", "fast"):
-            model = Model(EngineClassifier(proto, weights, mode=mode), spec, name)
+            model = Model(engines[mode], spec, name)
             start = time.perf_counter()
             results = Relabeller(model, max_iter=args.max_iter, batch_size=2).run_batch(photos, goals)
             row[f"relabel_{mode}"] = {
@@ -90,7 +113,12 @@ def main() -> None:
             }
         out["architectures"][name] = row
         print(name, json.dumps(row), flush=True)
-    write_json(RESULTS / "zoo_architectures.json", out)
+    write_json(args.out, out)
+    for name, row in out["architectures"].items():
+        print(table_row(name, row))
+    print("fast mode (channels-last oneDNN):")
+    for name, row in out["architectures"].items():
+        print(f"| {name} | {cells(row['random_input'], 'fast')} | {cells(row['photographs'], 'fast')} |")
 
 
 if __name__ == "__main__":
