@@ -90,8 +90,10 @@ class CaffeNet(nn.Module):
     def _run(self, x: torch.Tensor, wanted: Iterable[str]) -> dict[str, torch.Tensor]:
         wanted = set(wanted)
         last = max(self._writer[name] for name in wanted)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        if x.dim() == 4:
+            # The mode's layout whatever the caller's strides (an NHWC numpy view arrives
+            # channels-last, and would make every im2col convolution of the faithful mode copy).
+            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         blobs: dict[str, torch.Tensor] = {self.input_name: x}
         with self.numerics():
             for step, module in zip(self.steps[:last + 1], self.layers):
