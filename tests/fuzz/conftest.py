@@ -7,12 +7,26 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from typing import Iterator
+
+import pytest
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
-# Mutated digits nets (0.35 MB per sample) may declare any size: keep each one, and every child
-# process (which inherits this), far below the machine's memory.
-os.environ["CAFFE_RELABEL_MAX_NET_BYTES"] = str(2**30)
 COUNTS: Counter = Counter()
+
+
+@pytest.fixture(scope="package", autouse=True)
+def net_byte_limit() -> Iterator[None]:
+    """Mutated digits nets (0.35 MB per sample) may declare any size: keep each one, and every
+    child process (which inherits it), far below the machine's memory -- for these tests only,
+    not for the full-size nets of a run that collects them too."""
+    saved = os.environ.get("CAFFE_RELABEL_MAX_NET_BYTES")
+    os.environ["CAFFE_RELABEL_MAX_NET_BYTES"] = str(2**30)
+    yield
+    if saved is None:
+        del os.environ["CAFFE_RELABEL_MAX_NET_BYTES"]
+    else:
+        os.environ["CAFFE_RELABEL_MAX_NET_BYTES"] = saved
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
