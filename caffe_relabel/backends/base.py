@@ -25,7 +25,9 @@ class LossGradient:
     probs: N x K class probabilities; loss: N per-sample softmax
     cross-entropy toward the targets; grad: dL/dX, same shape as the input.
     Each sample's loss and gradient are its own (the batch loss is a sum,
-    not a mean), so results do not depend on the batch size.
+    not a mean), so results do not depend on the batch size, up to BLAS
+    rounding: on some CPUs (OpenBLAS's Zen kernel, MKL on AMD) the GEMMs
+    round a sample's row by its place in the batch, as Caffe's do.
     """
 
     probs: np.ndarray

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from caffe_relabel.experiments.store import SweepStore
-from tests.experiments.conftest import SWEEP
+from tests.experiments.conftest import SWEEP, assert_same_results
 
 distributed = pytest.importorskip("distributed")
 
@@ -19,7 +19,4 @@ def test_two_workers_match_one_process(tmp_path, reference_sweep):
     assert len(result.shards) == 4 and result.merged.total == len(reference_sweep)
     with SweepStore(result.merged.path) as db:
         got = {(r.source, r.target): r for r in db.results()}
-    assert got.keys() == reference_sweep.keys()
-    for key, r in got.items():
-        assert r.iterations == reference_sweep[key].iterations
-        assert r.distortion == pytest.approx(reference_sweep[key].distortion, abs=1e-9)
+    assert_same_results(got, reference_sweep)

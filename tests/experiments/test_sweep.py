@@ -24,7 +24,7 @@ from caffe_relabel.experiments.sweep import (count_planned, iter_pairs, pairs_to
                                              run_sweep, shard_of, summarize)
 from caffe_relabel.model import Model
 from caffe_relabel.preprocess import InputSpec
-from tests.experiments.conftest import SWEEP
+from tests.experiments.conftest import SWEEP, assert_same_results
 from tests.waiting import wait_for
 
 IDENTITY = StoreIdentity("digits", "pycaffe", RelabelSettings(max_distortion=0.1))
@@ -36,15 +36,6 @@ def _rows(path) -> dict:
     keys = [(r.source, r.target) for r in rows]
     assert len(keys) == len(set(keys))
     return {(r.source, r.target): r for r in rows}
-
-
-def _assert_same(got: dict, want: dict) -> None:
-    assert got.keys() == want.keys()
-    for key, a in got.items():
-        b = want[key]
-        assert (a.iterations, a.success, a.stop, a.final_label, a.uint8_label) == (
-            b.iterations, b.success, b.stop, b.final_label, b.uint8_label), key
-        assert a.distortion == pytest.approx(b.distortion, abs=1e-9)
 
 
 def _stored(path) -> int:
@@ -76,7 +67,7 @@ def test_a_killed_sweep_resumes_losing_and_repeating_nothing(tmp_path, reference
     result = run_sweep(store, progress=lambda done, total: ticks.append((done, total)), **SWEEP)
     assert result.already_stored == killed_at and result.ran == len(reference_sweep) - killed_at
     assert ticks[0] == (killed_at, len(reference_sweep)) and ticks[-1] == (len(reference_sweep),) * 2
-    _assert_same(_rows(store), reference_sweep)
+    assert_same_results(_rows(store), reference_sweep)
     assert run_sweep(store, **SWEEP).ran == 0  # a finished sweep repeats nothing
 
 
@@ -111,7 +102,7 @@ def test_merged_shards_equal_a_single_run(tmp_path, reference_sweep):
     assert sum(r.planned for r in results) == len(reference_sweep)
     merged = merge_stores(tmp_path / "merged.sqlite", parts)
     assert merged.total == merged.added == len(reference_sweep)
-    _assert_same(_rows(tmp_path / "merged.sqlite"), reference_sweep)
+    assert_same_results(_rows(tmp_path / "merged.sqlite"), reference_sweep)
     summary = summarize(tmp_path / "merged.sqlite")
     assert summary.pairs == len(reference_sweep)
     assert summary.successes == sum(r.success for r in reference_sweep.values())

@@ -21,6 +21,7 @@ import pytest
 
 from caffe_relabel import RelabelSettings
 from caffe_relabel.backends import pycaffe_available
+from tests.experiments.conftest import assert_same_results
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built")
@@ -97,10 +98,4 @@ def test_sweep_survives_repeated_kills(tmp_path):
     assert kills == KILLS or total - MARGIN - before < 1
     resumed = run_sweep(store, **SWEEP)  # finish
     assert resumed.already_stored == before and resumed.ran == total - before
-    got = _rows(store)
-    assert got.keys() == want.keys()
-    for key, a in got.items():
-        b = want[key]
-        assert (a.iterations, a.success, a.stop, a.final_label, a.uint8_label) == (
-            b.iterations, b.success, b.stop, b.final_label, b.uint8_label), key
-        assert a.distortion == pytest.approx(b.distortion, abs=1e-9), key
+    assert_same_results(_rows(store), want)

@@ -15,15 +15,24 @@ Measured against the reference on one Intel Xeon (AVX-512) standing in for
 other CPUs, pycaffe under 8 OpenBLAS kernels (Prescott, Atom, Nehalem,
 Sandybridge, Haswell, Zen, SkylakeX, Cooperlake) and the engine (faithful
 mode: im2col convolutions on MKL's GEMM) under MKL_ENABLE_INSTRUCTIONS=
-SSE4_2/AVX2/AVX512 with ATEN_CPU_CAPABILITY=default/avx2/avx512, the
-largest drift per group was:
+SSE4_2/AVX2/AVX512 with ATEN_CPU_CAPABILITY=default/avx2/avx512, and on one
+AMD EPYC (AVX2; MKL takes its AMD path there, which no setting on an Intel
+CPU reproduces), the largest drift per group was:
 
-- digits_free: distortion 1.7e-5, probability 1.5e-3 (pycaffe, Nehalem);
+- digits_free: distortion 1.4e-4, probability 5.0e-3 (engine, AMD EPYC: one
+  case of 30, whose trajectory parted from the reference's after a few
+  flips and still took the same 225 steps; pycaffe: 1.7e-5, 1.5e-3 under
+  Nehalem on the Xeon, 1.6e-8 under every kernel on the EPYC);
 - digits_cap: distortion 0 (every run stops on the cap at the same step),
   probability 1.2e-7;
 - googlenet_steps: distortion 4.9e-6 (the engine's earlier oneDNN
   convolutions; im2col: 2.1e-6), probability 1.5e-3 (engine, MKL SSE4_2;
-  7.7e-4 under AVX2 and AVX-512).
+  7.7e-4 under AVX2 and AVX-512, 5e-4 on the EPYC).
+
+The label of the 8-bit image is exact too, except where the reference's own
+rounding to 8 bits changed its label (8 of the 30 free runs, which stop as
+soon as the target wins and so end on a near-tie): there half a grey level
+decides, and either of the reference's two labels is right.
 
 test_pycaffe_under_openblas_kernel runs the cases under several kernels in
 child processes (OpenBLAS reads OPENBLAS_CORETYPE when it loads), so that
@@ -50,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # (distortion, probability) tolerance per group: about 3x the largest drift measured (docstring).
 TOLERANCE = {
-    "digits_free": (5e-5, 5e-3),
+    "digits_free": (4e-4, 1.5e-2),
     # No drift measured: float32 round-off of the distortion (~1e-9) and softmax outputs (~1e-7).
     "digits_cap": (1e-6, 1e-6),
     "googlenet_steps": (1.5e-5, 4.5e-3),
@@ -78,7 +87,8 @@ def _compare(group: Group, got: list[dict]) -> None:
         where = f"{group.name} {g['source']} -> {w['target']}"
         assert (g["iterations"], g["stop"], g["success"]) == (w["iterations"], w["stop"], w["success"]), where
         assert g["distortion"] == pytest.approx(w["distortion"], abs=dist_tol), where
-        assert g["final_label"] == w["final_label"] and g["uint8_label"] == w["uint8_label"], where
+        assert g["final_label"] == w["final_label"], where
+        assert g["uint8_label"] in {w["uint8_label"], w["final_label"]}, where  # a tie where they differ (docstring)
         assert [i for i, _ in g["top5"]] == [i for i, _ in w["top5"]], where
         for (_, pg), (_, pw) in zip(g["top5"], w["top5"]):
             assert pg == pytest.approx(pw, abs=prob_tol), where
