@@ -9,7 +9,11 @@ engine 0.002-0.146%, mostly the same elements, as both convolve by im2col
 (bench/zoo_architectures.py; README, "Model Zoo architectures"). So the
 criterion is relative to that noise: the engine's flips against float64 may
 exceed Caffe's own by at most a factor 2 or 0.1% absolute, and engine and
-Caffe agree on >= 99.5% of the signs directly (measured: 99.78% and up).
+Caffe agree on >= 99.5% of the signs directly (measured on an Intel Xeon:
+99.78% and up) wherever Caffe itself flips under 0.25% against float64.
+Where it flips more, agreement with Caffe measures Caffe's noise, not the
+engine's: VGG-16 on the astronaut under OpenBLAS's Zen kernel (AMD EPYC)
+flips 0.98% against float64, the engine 0.52%, and they agree on 98.99%.
 The float64 evaluation is the engine in double precision (float64 rounding
 is 1e-9 of float32's, so the order it sums in does not matter). Logits:
 <= 1e-5 relative, as everywhere. Random inputs: test_zoo_architectures.py.
@@ -75,4 +79,5 @@ def test_zoo_photographs_match_pycaffe(name: str) -> None:
 
         d_engine, d_caffe = disagreement(a.grad, exact), disagreement(b.grad, exact)
         assert d_engine <= max(2 * d_caffe, 1e-3), f"image {i}: engine {d_engine:.2e} vs caffe {d_caffe:.2e} off float64"
-        assert 1 - disagreement(a.grad, b.grad) >= 0.995, f"image {i}"
+        if d_caffe < 2.5e-3:  # else Caffe is the noisier of the two (docstring)
+            assert 1 - disagreement(a.grad, b.grad) >= 0.995, f"image {i}: caffe {d_caffe:.2e} off float64"
