@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
 from caffe_relabel import testmodels
 from caffe_relabel.backends import pycaffe_available
+
+
+def pytest_configure(config) -> None:
+    # The Ctrl-C tests need SIGINT to interrupt this process and the children it starts.
+    # A launcher that ignores it (nohup, a background job of a non-interactive shell) is
+    # inherited: then Python installs no KeyboardInterrupt handler and those tests would
+    # fail for the launcher's sake. A handled signal is reset to default across exec.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 requires_pycaffe = pytest.mark.skipif(not pycaffe_available(), reason="pycaffe is not built (run `make setup`)")
 
