@@ -14,9 +14,9 @@ test:
 test-slow:
 	$(PY) -m pytest -q -m slow
 
-# Regenerate the protobuf module from caffe_relabel/proto/caffe_relabel_caffe.proto.
+# Regenerate the protobuf module from caffe_relabel/netdef/proto/caffe_relabel_caffe.proto.
 proto:
-	cd caffe_relabel/proto && protoc --python_out=. caffe_relabel_caffe.proto
+	cd caffe_relabel/netdef/proto && protoc --python_out=. caffe_relabel_caffe.proto
 
 # Fuzz readers, both backends, the CLI, the sweep store and the reliability suite with a long budget:
 # 2000 inputs per target (the default test run tries 60), about 7 minutes on 2 cores; it ends with the

@@ -2,7 +2,7 @@
 
 One image-iteration = one forward pass plus the input gradient for one image
 (what one step of the relabelling loop costs). Both backends run the same
-random-weight zoo net (caffe_relabel.testmodels) on the same inputs, one
+random-weight zoo net (caffe_relabel.models.testmodels) on the same inputs, one
 backend after the other per batch size, after a warm-up call; the median of
 the repeats is reported. A large float32 matrix multiply on the same device
 gives the practical throughput limit, and the net's multiply-add count turns
@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, flops_per_image, matmul_gflops, time_call  # noqa: E402
 
-from caffe_relabel import testmodels  # noqa: E402
+from caffe_relabel.models import testmodels
 from caffe_relabel.backends import load_classifier  # noqa: E402
 from caffe_relabel.backends.base import Classifier  # noqa: E402
 from caffe_relabel.backends.engine import EngineClassifier  # noqa: E402
-from caffe_relabel.engine_modes import MODES  # noqa: E402
+from caffe_relabel.numerics import MODES  # noqa: E402
 
 
 def main(argv: "list[str] | None" = None) -> int:

@@ -52,7 +52,9 @@ def worker(backend: str, model: str, batch: int, seconds: float, threads: "int |
     """Image-iterations per second of one backend, counted for ``seconds`` after a warm-up call."""
     import numpy as np
 
-    from caffe_relabel import load_model, testmodels
+    from caffe_relabel import load_model
+
+    from caffe_relabel.models import testmodels
     from caffe_relabel.backends import load_classifier
 
     if model == "efficientnet_lite0":

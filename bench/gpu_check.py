@@ -39,11 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, ROOT, flops_per_image, matmul_gflops, median_time, sync, write_json  # noqa: E402
 
-from caffe_relabel import Relabeller, load_model, testmodels, zoo  # noqa: E402
+from caffe_relabel import Relabeller, load_model  # noqa: E402
+
+from caffe_relabel.models import testmodels
+
+from caffe_relabel.models import zoo
 from caffe_relabel.backends import load_classifier  # noqa: E402
 from caffe_relabel.backends.engine import EngineClassifier  # noqa: E402
 from caffe_relabel.engine import MODES  # noqa: E402
-from caffe_relabel.model import Model  # noqa: E402
+from caffe_relabel.models.model import Model  # noqa: E402
 
 REGRESSION_REFERENCE = ROOT / "tests" / "regression" / "reference.json"
 NET = "bvlc_googlenet"

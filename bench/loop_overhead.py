@@ -30,10 +30,14 @@ import torch
 
 from common import RESULTS, sync  # noqa: E402  (puts the repository on sys.path)
 
-from caffe_relabel import Relabeller, load_model, testmodels, zoo  # noqa: E402
+from caffe_relabel import Relabeller, load_model  # noqa: E402
+
+from caffe_relabel.models import testmodels
+
+from caffe_relabel.models import zoo
 from caffe_relabel.backends import load_classifier  # noqa: E402
-from caffe_relabel.engine_modes import MODES  # noqa: E402
-from caffe_relabel.model import Model  # noqa: E402
+from caffe_relabel.numerics import MODES  # noqa: E402
+from caffe_relabel.models.model import Model  # noqa: E402
 
 MODELS = ("efficientnet_lite0", "bvlc_googlenet")
 

@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from caffe_relabel.engine import CaffeNet  # noqa: E402
 from caffe_relabel.engine.layers.neuron import Elementwise  # noqa: E402
-from caffe_relabel import zoo  # noqa: E402
-from caffe_relabel.model import load_model  # noqa: E402
-from caffe_relabel.proto.io import read_net  # noqa: E402
+from caffe_relabel.models import zoo
+from caffe_relabel.models.model import load_model  # noqa: E402
+from caffe_relabel.netdef.proto.io import read_net  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

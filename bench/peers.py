@@ -13,7 +13,7 @@ so it never binds before the cap does. They run every step (no early stop);
 the Relabeller stops each sample on its own.
 
 Per method: successes under the 0.01 cap (top-1 = target and
-caffe_relabel.distortion <= 0.01, on the float image), 8-bit successes (the
+caffe_relabel.images.distortion <= 0.01, on the float image), 8-bit successes (the
 same on the image rounded to uint8 and classified again), top-1 hits at any
 distortion, mean distortion, image-iterations (forward + input gradient per
 image) and wall time. The Relabeller's time includes its own final 8-bit
@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, sync, write_json  # noqa: E402
 
 from caffe_relabel import Relabeller, load_model  # noqa: E402
-from caffe_relabel.distortion import distortion  # noqa: E402
-from caffe_relabel.engine_modes import MODES  # noqa: E402
-from caffe_relabel.model import Model  # noqa: E402
-from caffe_relabel.preprocess import InputSpec, fit, load_image, to_uint8  # noqa: E402
+from caffe_relabel.images.distortion import distortion  # noqa: E402
+from caffe_relabel.numerics import MODES  # noqa: E402
+from caffe_relabel.models.model import Model  # noqa: E402
+from caffe_relabel.images.preprocess import InputSpec, fit, load_image, to_uint8  # noqa: E402
 
 CAP = 0.01
 ALPHA = 50.0  # the paper's step: 50/255 of a grey level

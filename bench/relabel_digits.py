@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from caffe_relabel import Relabeller, load_model, testmodels
+from caffe_relabel import Relabeller, load_model
+
+from caffe_relabel.models import testmodels
 
 
 def main() -> None:

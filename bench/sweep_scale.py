@@ -47,9 +47,9 @@ from caffe_relabel.experiments.store import StoreIdentity, StoredResult, SweepSt
 from caffe_relabel.experiments.sweep import (  # noqa: E402
     COMMIT_ROWS, PAPER_SETTINGS, count_planned, pairs_to_do, plan_sources, store_results, summarize_store,
 )
-from caffe_relabel.model import Model  # noqa: E402
-from caffe_relabel.preprocess import InputSpec  # noqa: E402
-from caffe_relabel.relabel import Relabeller  # noqa: E402
+from caffe_relabel.models.model import Model  # noqa: E402
+from caffe_relabel.images.preprocess import InputSpec  # noqa: E402
+from caffe_relabel.relabel.relabeller import Relabeller  # noqa: E402
 
 CLASSES = 1000
 GREY = 128  # every synthetic source is a flat grey image at this level

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/zoo_architectures.py [--names resnet50 vgg16 ...] [--max-iter 200]
 
-For each architecture (seeded random weights, caffe_relabel.testmodels):
+For each architecture (seeded random weights, caffe_relabel.models.testmodels):
 - logits of the engine (faithful mode) against real pycaffe, max relative
   error;
 - input-gradient signs (elements above 1e-6 of the largest of a float64
@@ -32,11 +32,13 @@ import skimage.data
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, write_json  # noqa: E402
-from caffe_relabel import Relabeller, testmodels, zoo  # noqa: E402
+from caffe_relabel import Relabeller  # noqa: E402
+from caffe_relabel.models import testmodels
+from caffe_relabel.models import zoo
 from caffe_relabel.backends import load_classifier  # noqa: E402
 from caffe_relabel.backends.engine import EngineClassifier  # noqa: E402
-from caffe_relabel.model import Model  # noqa: E402
-from caffe_relabel.proto.io import read_net  # noqa: E402
+from caffe_relabel.models.model import Model  # noqa: E402
+from caffe_relabel.netdef.proto.io import read_net  # noqa: E402
 from tests.engine.test_zoo_architectures import TARGETS  # noqa: E402
 from tests.engine.test_zoo_fidelity import float64_gradient, photographs  # noqa: E402
 

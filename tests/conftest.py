@@ -7,7 +7,7 @@ import signal
 import numpy as np
 import pytest
 
-from caffe_relabel import testmodels
+from caffe_relabel.models import testmodels
 from caffe_relabel.backends import pycaffe_available
 
 

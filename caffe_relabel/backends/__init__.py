@@ -11,9 +11,9 @@ import importlib.util
 import os
 from typing import Callable, Optional
 
-from ..engine_modes import check_mode
-from ..errors import ArgumentError, BackendUnavailableError
-from .base import Classifier, LossGradient, softmax_cross_entropy_grad
+from caffe_relabel.numerics import check_mode
+from caffe_relabel.errors import ArgumentError, BackendUnavailableError
+from caffe_relabel.backends.base import Classifier, LossGradient, softmax_cross_entropy_grad
 
 # Backend name -> "module:class"; a new backend joins here.
 BACKENDS: dict[str, str] = {
@@ -34,7 +34,7 @@ def _backend_class(name: str) -> Callable[..., Classifier]:
 
 def pycaffe_available() -> bool:
     """True when ``import caffe`` works in this environment."""
-    from .pycaffe import import_caffe
+    from caffe_relabel.backends.pycaffe import import_caffe
 
     try:
         import_caffe()

@@ -2,7 +2,7 @@
 
 A backend works in the network's own input space (the blob the data layer
 receives, e.g. BGR, 0..255, mean-subtracted, N x C x H x W float32); turning
-images into that space is :mod:`caffe_relabel.preprocess`'s job.
+images into that space is :mod:`caffe_relabel.images.preprocess`'s job.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, CaffeRelabelError
-from ..netcheck import NetShapes, check_batch
+from caffe_relabel.errors import BackendUnavailableError, CaffeRelabelError
+from caffe_relabel.netdef.netcheck import NetShapes, check_batch
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,16 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ModelFormatError
-from .base import Classifier, LossGradient, softmax_cross_entropy_grad
+from caffe_relabel.errors import BackendUnavailableError, ModelFormatError
+from caffe_relabel.backends.base import Classifier, LossGradient, softmax_cross_entropy_grad
 
 try:
     import torch
 except ImportError as e:  # torch is the optional `engine` extra
     raise BackendUnavailableError(f"the engine backend needs torch ({e}); install caffe-relabel[engine]") from None
 
-from ..engine import CaffeNet, load_net
-from ..engine.spec import count
+from caffe_relabel.engine import CaffeNet, load_net
+from caffe_relabel.engine.spec import count
 
 
 class EngineClassifier(Classifier):

@@ -4,9 +4,9 @@ The net is built from the user's prototxt patched with ``force_backward:
 true`` (so dL/dX reaches the data blob) in TEST phase. Caffe aborts the whole
 process (CHECK, LOG(FATAL)) on a malformed definition or weights file, so
 both are checked in Python first: the definition by
-:func:`caffe_relabel.netcheck.check_net` (structure, Caffe's set-up checks,
+:func:`caffe_relabel.netdef.netcheck.check_net` (structure, Caffe's set-up checks,
 sizes; data, file and ``Python`` layers refused), the weights blob by blob
-by :func:`caffe_relabel.weights.check_weights` (the engine's check too).
+by :func:`caffe_relabel.netdef.weights.check_weights` (the engine's check too).
 Caffe's loader also silently keeps filler values for a layer missing from
 the file: a typed error there.
 """
@@ -24,15 +24,15 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, OutputError, UnsupportedLayerError
-from ..layers import PYCAFFE, TABLE
-from ..layers.head import classifier_head
-from ..netcheck import NetShapes, check_net
-from ..prototxt import force_backward
-from ..proto.caffe_relabel_caffe_pb2 import ConvolutionParameter
-from ..proto.io import parse_net, read_text
-from ..weights import check_loaded, check_weights
-from .base import Classifier, LossGradient, softmax_cross_entropy_grad
+from caffe_relabel.errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, OutputError, UnsupportedLayerError
+from caffe_relabel.netdef.layers import PYCAFFE, TABLE
+from caffe_relabel.netdef.layers.head import classifier_head
+from caffe_relabel.netdef.netcheck import NetShapes, check_net
+from caffe_relabel.netdef.prototxt import force_backward
+from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import ConvolutionParameter
+from caffe_relabel.netdef.proto.io import parse_net, read_text
+from caffe_relabel.netdef.weights import check_loaded, check_weights
+from caffe_relabel.backends.base import Classifier, LossGradient, softmax_cross_entropy_grad
 
 
 def import_caffe() -> Any:
@@ -124,7 +124,7 @@ class PycaffeClassifier(Classifier):
                          str(self.weights))
 
         self._input = self.net.inputs[0]
-        # The class scores, the logits and where the backward starts: see caffe_relabel.layers.head
+        # The class scores, the logits and where the backward starts: see caffe_relabel.netdef.layers.head
         # (checked before Caffe built the net).
         self._output = head.scores
         self._layer_names = list(self.net._layer_names)

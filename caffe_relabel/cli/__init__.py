@@ -5,7 +5,7 @@ hold the commands; :mod:`.exits` the exit codes and the error mapping that
 every entry point uses; :mod:`.options` the argument types.
 """
 
-from .exits import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from .main import main
+from caffe_relabel.cli.exits import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from caffe_relabel.cli.main import main
 
 __all__ = ["EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "main"]

@@ -19,7 +19,7 @@ import os
 import signal
 from typing import Any, Iterator
 
-from ..errors import BackendUnavailableError, CaffeRelabelError
+from caffe_relabel.errors import BackendUnavailableError, CaffeRelabelError
 
 #: Seconds to reach a --dask scheduler.
 CONNECT_TIMEOUT = 5

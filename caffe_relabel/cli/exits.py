@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Callable, NoReturn
 
-from ..errors import ArgumentError, BackendUnavailableError, CaffeRelabelError
+from caffe_relabel.errors import ArgumentError, BackendUnavailableError, CaffeRelabelError
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -16,10 +16,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import ArgumentError
-from ..experiments.common import Stats
-from .exits import EXIT_OK
-from .options import add_relabel_options, finite_float, natural_int, positive_float, positive_int, settings_from
+from caffe_relabel.errors import ArgumentError
+from caffe_relabel.experiments.common import Stats
+from caffe_relabel.cli.exits import EXIT_OK
+from caffe_relabel.cli.options import add_relabel_options, finite_float, natural_int, positive_float, positive_int, settings_from
 
 EXPERIMENTS = ("examples", "sweep", "merge", "summary", "synthesis", "svm", "limitations")
 
@@ -43,7 +43,7 @@ def _index_list(text: str) -> list[int]:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from ..experiments.sweep import parse_shard
+    from caffe_relabel.experiments.sweep import parse_shard
 
     try:
         return parse_shard(text)
@@ -222,7 +222,7 @@ class _Bar:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    from ..experiments.relabel_examples import run_examples
+    from caffe_relabel.experiments.relabel_examples import run_examples
 
     _print(run_examples(out_dir=args.out, sources=args.sources, classes=args.classes, n=args.n, **_common(args)),
            args.json)
@@ -230,7 +230,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ..experiments.sweep import run_sweep
+    from caffe_relabel.experiments.sweep import run_sweep
 
     options = dict(sources=args.sources, per_class=args.per_class,
                    targets=args.targets,
@@ -249,29 +249,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _sweep_dask(args: argparse.Namespace, options: dict) -> Any:
-    from ..experiments.dask_sweep import run_sweep_dask
-    from .dask_client import dask_client
+    from caffe_relabel.experiments.dask_sweep import run_sweep_dask
+    from caffe_relabel.cli.dask_client import dask_client
 
     with dask_client(args.dask, args.shards) as client:
         return run_sweep_dask(client, args.out, args.shards, merged=args.store, **options)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from ..experiments.store import merge_stores
+    from caffe_relabel.experiments.store import merge_stores
 
     _print(merge_stores(args.output, args.stores), args.json)
     return EXIT_OK
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from ..experiments.sweep import summarize
+    from caffe_relabel.experiments.sweep import summarize
 
     _print(summarize(args.store), args.json)
     return EXIT_OK
 
 
 def cmd_synthesis(args: argparse.Namespace) -> int:
-    from ..experiments.synthesis import run_synthesis
+    from caffe_relabel.experiments.synthesis import run_synthesis
 
     _print(run_synthesis(out_dir=args.out, targets=args.targets, n_targets=args.n_targets, sigma=args.sigma,
                          **_common(args)), args.json)
@@ -279,7 +279,7 @@ def cmd_synthesis(args: argparse.Namespace) -> int:
 
 
 def cmd_svm(args: argparse.Namespace) -> int:
-    from ..experiments.svm import run_svm
+    from caffe_relabel.experiments.svm import run_svm
 
     _print(run_svm(out_dir=args.out, sources=args.sources, sets=args.sets, n_train=args.n_train, n_test=args.n_test,
                    layer=args.layer, **_common(args)), args.json)
@@ -287,7 +287,7 @@ def cmd_svm(args: argparse.Namespace) -> int:
 
 
 def cmd_limitations(args: argparse.Namespace) -> int:
-    from ..experiments.limitations import run_limitations
+    from caffe_relabel.experiments.limitations import run_limitations
 
     _print(run_limitations(out_dir=args.out, sources=args.sources, n=args.n, shift=args.shift,
                            transfer_to=args.transfer_to, **_common(args)), args.json)
@@ -297,9 +297,9 @@ def cmd_limitations(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..experiments.report import build_report
+    from caffe_relabel.experiments.report import build_report
 
-    from .. import zoo
+    from caffe_relabel.models import zoo
 
     models = args.model or [m for m in ("digits", "efficientnet_lite0") if zoo.find_weights(zoo.get(m)) is not None]
     started: list[str] = []

@@ -6,9 +6,9 @@ import shlex
 import sys
 from typing import Optional, Sequence
 
-from .. import __version__
-from . import experiments, models, relabel
-from .exits import Parser, run
+from caffe_relabel import __version__
+from caffe_relabel.cli import experiments, models, relabel
+from caffe_relabel.cli.exits import Parser, run
 
 PROG = "caffe-relabel"
 

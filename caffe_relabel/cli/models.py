@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import Optional
 
-from ..errors import CaffeRelabelError
-from .exits import EXIT_INPUT, EXIT_OK
+from caffe_relabel.errors import CaffeRelabelError
+from caffe_relabel.cli.exits import EXIT_INPUT, EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .. import zoo
+    from caffe_relabel.models import zoo
 
     if args.action == "list":
         for name, path in zoo.present_models().items():
@@ -48,8 +48,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             bad += not ok
         return EXIT_OK if not bad else EXIT_INPUT
     if args.action == "convert":
-        from ..convert import CONVERTERS
-        from ..paths import cache_dir
+        from caffe_relabel.models.convert import CONVERTERS
+        from caffe_relabel.files.paths import cache_dir
 
         for name in args.names or list(CONVERTERS):
             if name not in CONVERTERS:

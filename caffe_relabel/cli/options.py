@@ -6,8 +6,8 @@ import argparse
 import math
 from typing import Optional
 
-from ..errors import ArgumentError
-from ..settings import RelabelSettings
+from caffe_relabel.errors import ArgumentError
+from caffe_relabel.relabel.settings import RelabelSettings
 
 #: --max-distortion values that mean "no cap".
 NO_CAP = ("none", "0")

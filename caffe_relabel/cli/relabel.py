@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine_modes import MODES
-from ..errors import ArgumentError, CaffeRelabelError
-from .exits import EXIT_FAILED, EXIT_OK
-from .options import add_relabel_options, device, finite_float, natural_int, positive_float, positive_int, settings_from
+from caffe_relabel.numerics import MODES
+from caffe_relabel.errors import ArgumentError, CaffeRelabelError
+from caffe_relabel.cli.exits import EXIT_FAILED, EXIT_OK
+from caffe_relabel.cli.options import add_relabel_options, device, finite_float, natural_int, positive_float, positive_int, settings_from
 
 if TYPE_CHECKING:
-    from ..model import Model
-    from ..preprocess import InputSpec
+    from caffe_relabel.models.model import Model
+    from caffe_relabel.images.preprocess import InputSpec
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -58,7 +58,7 @@ _TRANSFORM_OPTIONS = (("train_val", "--train-val"), ("mean", "--mean"), ("mean_f
 
 
 def _load(args: argparse.Namespace) -> "Model":
-    from ..model import Model, load_model
+    from caffe_relabel.models.model import Model, load_model
 
     if args.prototxt is None:
         if args.weights is not None:
@@ -69,7 +69,7 @@ def _load(args: argparse.Namespace) -> "Model":
         return load_model(args.model, backend=args.backend, device=args.device, mode=args.engine_mode)
     if args.weights is None:
         raise CaffeRelabelError("--prototxt needs --weights")
-    from ..backends import load_classifier
+    from caffe_relabel.backends import load_classifier
 
     clf = load_classifier(args.prototxt, args.weights, backend=args.backend, device=args.device,
                           mode=args.engine_mode)
@@ -84,14 +84,14 @@ def _input_spec(args: argparse.Namespace, shape: "tuple[int, int, int]") -> "Inp
     """The --prototxt net's input transform: --train-val's transform_param, overridden by the options given."""
     import dataclasses
 
-    from ..preprocess import InputSpec
+    from caffe_relabel.images.preprocess import InputSpec
 
     _, h, w = shape
     if args.mean and args.mean_file:
         raise ArgumentError("--mean and --mean-file: expected one of them")
     mean = None
     if args.mean_file:
-        from ..proto import read_mean
+        from caffe_relabel.netdef.proto import read_mean
 
         mean = read_mean(args.mean_file)
     elif args.mean:
@@ -117,7 +117,7 @@ def _input_spec(args: argparse.Namespace, shape: "tuple[int, int, int]") -> "Inp
 
 
 def _labels(num_classes: int) -> tuple:
-    from .. import zoo
+    from caffe_relabel.models import zoo
 
     if num_classes == 1000:
         return zoo.class_names("imagenet"), "imagenet"
@@ -131,7 +131,7 @@ def _fmt(model, index: int, prob: float) -> str:
 def cmd_classify(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..preprocess import fit, image_to_blob, load_image
+    from caffe_relabel.images.preprocess import fit, image_to_blob, load_image
 
     image = load_image(args.image)  # the user's file first: cheap, and the likeliest mistake
     model = _load(args)
@@ -149,9 +149,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_relabel(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..preprocess import check_output_path, load_image, save_image
-    from ..relabel import Relabeller
-    from ..saved import check_saved, is_lossy
+    from caffe_relabel.images.preprocess import check_output_path, load_image, save_image
+    from caffe_relabel.relabel.relabeller import Relabeller
+    from caffe_relabel.relabel.saved import check_saved, is_lossy
 
     image = load_image(args.image)
     if args.output:
@@ -186,7 +186,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
 
 def _check_lossy_request(args: argparse.Namespace) -> None:
     """--ensure-uint8 promises the 8-bit pixels a PNG keeps; a lossy file cannot keep that promise."""
-    from ..saved import is_lossy
+    from caffe_relabel.relabel.saved import is_lossy
 
     if args.ensure_uint8 and is_lossy(args.output) and not args.allow_lossy:
         raise ArgumentError(

@@ -5,7 +5,7 @@
 follows Caffe's own ``src/caffe/layers/*.cpp`` forward (see each file under
 ``engine/layers``), and unsupported layer modes are refused, not approximated.
 Layer types, their checks and their builders are registered once, in
-:mod:`caffe_relabel.layers`. Requires torch (the ``engine`` extra).
+:mod:`caffe_relabel.netdef.layers`. Requires torch (the ``engine`` extra).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from ..engine_modes import MODES
-from ..layers import ENGINE, TABLE
-from ..proto.io import read_net
-from ..weights import WeightsLike
-from .net import CaffeNet, build_net
+from caffe_relabel.numerics import MODES
+from caffe_relabel.netdef.layers import ENGINE, TABLE
+from caffe_relabel.netdef.proto.io import read_net
+from caffe_relabel.netdef.weights import WeightsLike
+from caffe_relabel.engine.net import CaffeNet, build_net
 
 
 def load_net(prototxt: "str | os.PathLike[str]", weights: Optional[WeightsLike] = None, device: str = "cpu",

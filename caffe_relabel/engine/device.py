@@ -19,8 +19,8 @@ from typing import Iterator
 
 import torch
 
-from ..engine_modes import MODES
-from ..errors import ArgumentError, BackendUnavailableError
+from caffe_relabel.numerics import MODES
+from caffe_relabel.errors import ArgumentError, BackendUnavailableError
 
 
 def resolve_device(device: "str | torch.device") -> torch.device:

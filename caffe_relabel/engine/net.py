@@ -6,7 +6,7 @@ bottoms before any weight is converted. A :class:`CaffeNet` is a
 ``torch.nn.Module`` whose ``forward(x)`` returns the LOGITS: the input of
 the final Softmax layer when the net ends in one (as the zoo deploy nets
 do), otherwise the class scores (the net's output blob, or the bottom of a
-trailing ArgMax); see :mod:`caffe_relabel.layers.head`, which also refuses
+trailing ArgMax); see :mod:`caffe_relabel.netdef.layers.head`, which also refuses
 a final Softmax over another axis than the classes'. That is what attack libraries
 (Foolbox, torchattacks, ...) expect from a model. ``blobs(x, names)``
 returns named intermediate blobs, ``probabilities(logits)`` applies the
@@ -22,16 +22,16 @@ from typing import Iterable, Optional
 import torch
 from torch import nn
 
-from ..errors import ModelFormatError
-from ..layers import ENGINE, TABLE
-from ..layers.head import classifier_head
-from ..netcheck import check_net
-from ..proto.caffe_relabel_caffe_pb2 import NetParameter
-from ..weights import WeightsLike, check_weights
-from ..engine_modes import check_mode
-from .device import numerics, resolve_device, uses_channels_last, uses_im2col
-from .spec import Build, Shape
-from .weights import layer_tensors
+from caffe_relabel.errors import ModelFormatError
+from caffe_relabel.netdef.layers import ENGINE, TABLE
+from caffe_relabel.netdef.layers.head import classifier_head
+from caffe_relabel.netdef.netcheck import check_net
+from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import NetParameter
+from caffe_relabel.netdef.weights import WeightsLike, check_weights
+from caffe_relabel.numerics import check_mode
+from caffe_relabel.engine.device import numerics, resolve_device, uses_channels_last, uses_im2col
+from caffe_relabel.engine.spec import Build, Shape
+from caffe_relabel.engine.weights import layer_tensors
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What a layer builder receives and returns.
 
 A builder is ``build(b: Build) -> CaffeLayer``: the static rule of its
-layer type (:mod:`caffe_relabel.layers`) has already checked the layer and
+layer type (:mod:`caffe_relabel.netdef.layers`) has already checked the layer and
 derived its tops, parameter shapes and geometry (``b.setup``), and its
 parameter tensors are loaded and checked (``b.blobs``). A builder only
 constructs the module.
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UnsupportedLayerError
-from ..layers.check import Setup, Shape
-from ..proto.caffe_relabel_caffe_pb2 import LayerParameter
+from caffe_relabel.errors import UnsupportedLayerError
+from caffe_relabel.netdef.layers.check import Setup, Shape
+from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import LayerParameter
 
 
 class CaffeLayer(nn.Module):

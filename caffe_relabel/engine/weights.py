@@ -7,15 +7,15 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..errors import WeightsMismatchError
-from ..layers.check import Param
-from ..proto.caffe_relabel_caffe_pb2 import LayerParameter
-from ..weights import CheckedWeights
+from caffe_relabel.errors import WeightsMismatchError
+from caffe_relabel.netdef.layers.check import Param
+from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import LayerParameter
+from caffe_relabel.netdef.weights import CheckedWeights
 
 
 def layer_tensors(layer: LayerParameter, params: tuple[Param, ...], weights: Optional[CheckedWeights], source: str,
                   device: torch.device) -> tuple[torch.Tensor, ...]:
-    """The layer's parameters: its checked blobs when weights were given (see caffe_relabel.weights),
+    """The layer's parameters: its checked blobs when weights were given (see caffe_relabel.netdef.weights),
     else its fillers, which must be constant: Caffe's random fillers cannot be reproduced."""
     if weights is not None:
         stored = weights.layers.get(layer.name, [])

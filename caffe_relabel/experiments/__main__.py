@@ -10,8 +10,8 @@ import shlex
 import sys
 from typing import Optional, Sequence
 
-from ..cli.exits import Parser, run
-from ..cli.experiments import register
+from caffe_relabel.cli.exits import Parser, run
+from caffe_relabel.cli.experiments import register
 
 PROG = "python -m caffe_relabel.experiments"
 

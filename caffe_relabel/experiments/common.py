@@ -8,8 +8,8 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from ..model import Model, load_model
-from ..settings import RelabelSettings
+from caffe_relabel.models.model import Model, load_model
+from caffe_relabel.relabel.settings import RelabelSettings
 
 #: A model given by zoo name, "random:<zoo name>" (seeded random weights), or already loaded.
 ModelRef = Union[str, Model]
@@ -25,7 +25,8 @@ def open_model(model: ModelRef, backend: str = "auto") -> Model:
     if isinstance(model, Model):
         return model
     if model.startswith(RANDOM_PREFIX):
-        from .. import testmodels, zoo
+        from caffe_relabel.models import testmodels
+        from caffe_relabel.models import zoo
 
         name = model[len(RANDOM_PREFIX):]
         prototxt, weights = testmodels.random_model(name)
@@ -49,7 +50,7 @@ class Stats:
 
     @classmethod
     def of(cls, values: Sequence[float]) -> "Stats":
-        from .intervals import mean
+        from caffe_relabel.experiments.intervals import mean
 
         v = np.asarray(values, dtype=np.float64)
         if v.size == 0:

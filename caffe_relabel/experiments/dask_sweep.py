@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..atomic_write import make_dir
-from ..errors import ArgumentError, BackendUnavailableError
-from .store import MergeResult, merge_stores
-from .sweep import SweepResult, run_sweep
+from caffe_relabel.files.atomic_write import make_dir
+from caffe_relabel.errors import ArgumentError, BackendUnavailableError
+from caffe_relabel.experiments.store import MergeResult, merge_stores
+from caffe_relabel.experiments.sweep import SweepResult, run_sweep
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ModelFormatError
-from ..model import Model
-from ..proto.io import read_net
+from caffe_relabel.errors import ModelFormatError
+from caffe_relabel.models.model import Model
+from caffe_relabel.netdef.proto.io import read_net
 
 # Caffe's V1LayerParameter.LayerType value of INNER_PRODUCT.
 _V1_INNER_PRODUCT = 14
@@ -14,8 +14,8 @@ _V1_INNER_PRODUCT = 14
 
 def definition_path(model: Model) -> Path:
     """The prototxt a loaded model was built from."""
-    from .. import zoo
-    from .common import RANDOM_PREFIX
+    from caffe_relabel.models import zoo
+    from caffe_relabel.experiments.common import RANDOM_PREFIX
 
     name = model.name[len(RANDOM_PREFIX):] if model.name.startswith(RANDOM_PREFIX) else model.name
     if name in zoo.MODELS:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ArgumentError
+from caffe_relabel.errors import ArgumentError
 
 #: The coverage of every interval in the report.
 CONFIDENCE = 0.95

@@ -14,17 +14,17 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import plots
-from ..distortion import blob_distortion
-from ..errors import ArgumentError
-from ..model import Model
-from ..preprocess import image_to_blob
-from ..relabel import Relabeller, RelabelResult
-from ..settings import RelabelSettings
-from .common import UNCAPPED, ModelRef, open_model
-from .sources import load_sources
-from .sweep import iter_pairs, plan_sources
-from .transfer_models import DIGITS_MLP, open_classifier
+from caffe_relabel.experiments import plots
+from caffe_relabel.images.distortion import blob_distortion
+from caffe_relabel.errors import ArgumentError
+from caffe_relabel.models.model import Model
+from caffe_relabel.images.preprocess import image_to_blob
+from caffe_relabel.relabel.relabeller import Relabeller, RelabelResult
+from caffe_relabel.relabel.settings import RelabelSettings
+from caffe_relabel.experiments.common import UNCAPPED, ModelRef, open_model
+from caffe_relabel.experiments.sources import load_sources
+from caffe_relabel.experiments.sweep import iter_pairs, plan_sources
+from caffe_relabel.experiments.transfer_models import DIGITS_MLP, open_classifier
 
 CROP_FRACTION = 0.875  # the 224-of-256 centre crop's proportion
 
@@ -192,7 +192,7 @@ def _ablation(net: Model, relabeller: Relabeller, results: list[RelabelResult]) 
 
 
 def _figure3(net: Model, image, target: int, path: Path) -> Path:
-    from ..preprocess import fit, load_image
+    from caffe_relabel.images.preprocess import fit, load_image
 
     original = fit(load_image(image), net.input)
     grad = net.classifier.loss_and_gradient(image_to_blob(original, net.input)[None], [target]).grad[0]

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..atomic_write import atomic_path
+from caffe_relabel.files.atomic_write import atomic_path
 
 #: Amplification of the pixel difference in Figure 1 (the paper's x10, around mid-grey).
 DIFF_GAIN = 10.0

@@ -14,16 +14,16 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import plots
-from .. import __version__
-from ..errors import ArgumentError, CaffeRelabelError
-from ..model import Model
-from ..relabel import Relabeller, RelabelResult
-from ..settings import RelabelSettings
-from .common import UNCAPPED, ModelRef, Stats, entropy, open_model
-from .sources import Source, by_class, load_sources
-from .store import StoredResult
-from .sweep import iter_pairs, plan_sources
+from caffe_relabel.experiments import plots
+from caffe_relabel import __version__
+from caffe_relabel.errors import ArgumentError, CaffeRelabelError
+from caffe_relabel.models.model import Model
+from caffe_relabel.relabel.relabeller import Relabeller, RelabelResult
+from caffe_relabel.relabel.settings import RelabelSettings
+from caffe_relabel.experiments.common import UNCAPPED, ModelRef, Stats, entropy, open_model
+from caffe_relabel.experiments.sources import Source, by_class, load_sources
+from caffe_relabel.experiments.store import StoredResult
+from caffe_relabel.experiments.sweep import iter_pairs, plan_sources
 
 PAPER_MEAN_DISTORTION = 0.00814
 PAPER_PAIR_DISTORTIONS = (0.00864, 0.00712)

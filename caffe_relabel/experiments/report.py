@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from ..atomic_write import make_dir, write_text
-from ..errors import ArgumentError, CaffeRelabelError
-from ..settings import RelabelSettings
-from . import limitations, plots, relabel_examples, svm, synthesis
-from . import sweep as sweep_mod
-from .common import UNCAPPED, Stats, open_model
-from .intervals import Interval, format_mean, format_rate, wilson
-from .provenance import Provenance, collect
-from .store import SweepStore
+from caffe_relabel.files.atomic_write import make_dir, write_text
+from caffe_relabel.errors import ArgumentError, CaffeRelabelError
+from caffe_relabel.relabel.settings import RelabelSettings
+from caffe_relabel.experiments import limitations, plots, relabel_examples, svm, synthesis
+from caffe_relabel.experiments import sweep as sweep_mod
+from caffe_relabel.experiments.common import UNCAPPED, Stats, open_model
+from caffe_relabel.experiments.intervals import Interval, format_mean, format_rate, wilson
+from caffe_relabel.experiments.provenance import Provenance, collect
+from caffe_relabel.experiments.store import SweepStore
 
 #: note(message): told when each experiment starts.
 NoteFn = Callable[[str], None]

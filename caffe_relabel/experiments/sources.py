@@ -21,9 +21,9 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..bounded_read import read_bounded
-from ..errors import ArgumentError, CaffeRelabelError, ModelNotFoundError
-from ..model import Model
+from caffe_relabel.files.bounded_read import read_bounded
+from caffe_relabel.errors import ArgumentError, CaffeRelabelError, ModelNotFoundError
+from caffe_relabel.models.model import Model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp", ".jpe"}
 
@@ -99,7 +99,7 @@ def load_sources(
 def default_sources(model: Model) -> list[Source]:
     """The offline set for the model's label set."""
     if model.label_set == "digits":
-        from ..testmodels import DIGITS_TEST
+        from caffe_relabel.models.testmodels import DIGITS_TEST
 
         data = np.load(DIGITS_TEST)
         return [
@@ -117,7 +117,7 @@ def default_sources(model: Model) -> list[Source]:
 
 def bundled_photo(name: str) -> np.ndarray:
     """One of :data:`BUNDLED_PHOTOS` as an H x W x 3 RGB array in [0, 1] (grey photos repeated in 3 channels)."""
-    from ..preprocess import load_image
+    from caffe_relabel.images.preprocess import load_image
 
     library, _, photo = name.partition(":")
     if library == "skimage":

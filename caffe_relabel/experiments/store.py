@@ -21,12 +21,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from ..atomic_write import make_dir
-from ..bounded_read import open_regular
-from ..errors import ArgumentError, CaffeRelabelError, OutputError
-from ..relabel import RelabelResult, StopReason
-from ..settings import RelabelSettings
-from .common import top_k
+from caffe_relabel.files.atomic_write import make_dir
+from caffe_relabel.files.bounded_read import open_regular
+from caffe_relabel.errors import ArgumentError, CaffeRelabelError, OutputError
+from caffe_relabel.relabel.relabeller import RelabelResult, StopReason
+from caffe_relabel.relabel.settings import RelabelSettings
+from caffe_relabel.experiments.common import top_k
 
 #: SQLite result codes of the medium rather than the file: SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
 _MEDIA_ERRORS = frozenset({8, 10, 13, 14})

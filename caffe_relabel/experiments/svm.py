@@ -18,15 +18,15 @@ from typing import Optional
 
 import numpy as np
 
-from . import plots
-from ..errors import ArgumentError, CaffeRelabelError
-from ..model import Model
-from ..preprocess import fit, image_to_blob, load_image
-from ..relabel import Relabeller
-from ..settings import RelabelSettings
-from .common import UNCAPPED, ModelRef, Stats, open_model
-from .features import definition_path, last_fc_input
-from .sources import Source, by_class, load_sources
+from caffe_relabel.experiments import plots
+from caffe_relabel.errors import ArgumentError, CaffeRelabelError
+from caffe_relabel.models.model import Model
+from caffe_relabel.images.preprocess import fit, image_to_blob, load_image
+from caffe_relabel.relabel.relabeller import Relabeller
+from caffe_relabel.relabel.settings import RelabelSettings
+from caffe_relabel.experiments.common import UNCAPPED, ModelRef, Stats, open_model
+from caffe_relabel.experiments.features import definition_path, last_fc_input
+from caffe_relabel.experiments.sources import Source, by_class, load_sources
 
 PAPER_ACCURACY = 0.896
 

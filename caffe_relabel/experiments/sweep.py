@@ -25,13 +25,13 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from .. import __version__
-from ..errors import ArgumentError
-from ..relabel import Relabeller
-from ..settings import RelabelSettings
-from .common import ModelRef, Stats, open_model
-from .sources import Source, load_sources
-from .store import StoreIdentity, StoredResult, SweepStore
+from caffe_relabel import __version__
+from caffe_relabel.errors import ArgumentError
+from caffe_relabel.relabel.relabeller import Relabeller
+from caffe_relabel.relabel.settings import RelabelSettings
+from caffe_relabel.experiments.common import ModelRef, Stats, open_model
+from caffe_relabel.experiments.sources import Source, load_sources
+from caffe_relabel.experiments.store import StoreIdentity, StoredResult, SweepStore
 
 #: progress(done, total): pairs of this shard done so far (the open commit group included), and in all.
 ProgressFn = Callable[[int, int], None]

@@ -13,12 +13,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import plots
-from ..model import Model
-from ..relabel import Relabeller, RelabelResult
-from ..errors import ArgumentError
-from ..settings import RelabelSettings
-from .common import UNCAPPED, ModelRef, Stats, open_model
+from caffe_relabel.experiments import plots
+from caffe_relabel.models.model import Model
+from caffe_relabel.relabel.relabeller import Relabeller, RelabelResult
+from caffe_relabel.errors import ArgumentError
+from caffe_relabel.relabel.settings import RelabelSettings
+from caffe_relabel.experiments.common import UNCAPPED, ModelRef, Stats, open_model
 
 PAPER_DISTORTION = 0.03
 NOISE_MEAN = 0.5

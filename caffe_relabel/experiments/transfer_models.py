@@ -11,9 +11,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..interrupts import keep_interrupts
-from ..preprocess import fit, image_to_blob
-from .common import open_model
+from caffe_relabel.interrupts import keep_interrupts
+from caffe_relabel.images.preprocess import fit, image_to_blob
+from caffe_relabel.experiments.common import open_model
 
 #: images (list of H x W x C in [0, 1]) -> N x K class probabilities
 ProbsFn = Callable[[list], np.ndarray]
@@ -37,7 +37,7 @@ def open_classifier(name: str, backend: str = "auto") -> ProbsFn:
 def _digits_mlp() -> ProbsFn:
     from sklearn.neural_network import MLPClassifier
 
-    from ..testmodels import DIGITS_SIZE, digits_dataset
+    from caffe_relabel.models.testmodels import DIGITS_SIZE, digits_dataset
 
     train_x, train_y, _, _ = digits_dataset()
     mlp = MLPClassifier(hidden_layer_sizes=(128,), max_iter=400, random_state=0)
@@ -52,6 +52,6 @@ def _digits_mlp() -> ProbsFn:
 
 
 def _grey_spec(size: int):
-    from ..preprocess import InputSpec
+    from caffe_relabel.images.preprocess import InputSpec
 
     return InputSpec(size=(size, size), channel_order="GREY", mean=(0.0,), resize=None)

@@ -17,7 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from caffe_relabel import testmodels
+from caffe_relabel.models import testmodels
 from caffe_relabel.backends import load_classifier
 from caffe_relabel.backends.engine import EngineClassifier
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caffe_relabel import testmodels
+from caffe_relabel.models import testmodels
 from caffe_relabel.errors import BackendUnavailableError, ModelFormatError, UnsupportedLayerError, WeightsMismatchError
-from caffe_relabel.proto import read_weights, write_weights
+from caffe_relabel.netdef.proto import read_weights, write_weights
 from tests.conftest import requires_pycaffe
 
 pytestmark = requires_pycaffe
@@ -130,7 +130,7 @@ def test_missing_layer_weights_are_an_error(tmp_path):
 def test_legacy_v1_caffemodel_loads_the_same(tmp_path, digits_pycaffe, digits_blobs):
     # Old zoo files use the V1 `layers` field and 4-D num/channels/height/width blobs.
     from caffe_relabel.backends.pycaffe import PycaffeClassifier
-    from caffe_relabel.proto import NetParameter, V1LayerParameter
+    from caffe_relabel.netdef.proto import NetParameter, V1LayerParameter
 
     new = read_weights(testmodels.DIGITS_WEIGHTS)
     old = NetParameter(name=new.name)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from caffe_relabel import zoo
+from caffe_relabel.models import zoo
 from tests.conftest import requires_pycaffe
 
 

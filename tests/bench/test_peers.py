@@ -3,9 +3,11 @@
 import numpy as np
 import torch
 
-from caffe_relabel import testmodels, zoo
+from caffe_relabel.models import testmodels
+
+from caffe_relabel.models import zoo
 from caffe_relabel.backends.engine import EngineClassifier
-from caffe_relabel.preprocess import image_to_blob
+from caffe_relabel.images.preprocess import image_to_blob
 
 
 def test_blob_input_gives_the_logits_of_the_preprocessed_image(bench_module):

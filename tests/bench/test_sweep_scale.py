@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from caffe_relabel.relabel import Relabeller, StopReason
+from caffe_relabel.relabel.relabeller import Relabeller, StopReason
 
 
 def test_the_stub_target_wins_after_target_mod_3_steps(bench_module):

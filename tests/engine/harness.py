@@ -16,7 +16,7 @@ import torch
 
 from caffe_relabel.backends.pycaffe import import_caffe
 from caffe_relabel.engine import build_net
-from caffe_relabel.proto.io import parse_net
+from caffe_relabel.netdef.proto.io import parse_net
 
 
 @dataclass

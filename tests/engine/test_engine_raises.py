@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 
 from caffe_relabel.engine import build_net, supported_types
 from caffe_relabel.errors import ModelFormatError, UnsupportedLayerError, WeightsMismatchError
-from caffe_relabel.proto.io import parse_net
+from caffe_relabel.netdef.proto.io import parse_net
 
 INPUT = 'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
 

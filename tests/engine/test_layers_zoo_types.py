@@ -154,7 +154,7 @@ def test_threshold_passes_no_gradient() -> None:
     import torch
 
     from caffe_relabel.engine import build_net
-    from caffe_relabel.proto.io import parse_net
+    from caffe_relabel.netdef.proto.io import parse_net
 
     text = ('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 } } } '
             'layer { name: "t" type: "Threshold" bottom: "data" top: "t" } '

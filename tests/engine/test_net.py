@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from caffe_relabel.engine import build_net  # noqa: E402
-from caffe_relabel.proto.io import parse_net  # noqa: E402
+from caffe_relabel.netdef.proto.io import parse_net  # noqa: E402
 
 NET = '''
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 9 dim: 9 } } }

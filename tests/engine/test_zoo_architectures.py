@@ -24,10 +24,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from caffe_relabel import testmodels
+from caffe_relabel.models import testmodels
 from caffe_relabel.backends import load_classifier
 from caffe_relabel.errors import UnsupportedLayerError
-from caffe_relabel.paths import zoo_prototxt
+from caffe_relabel.files.paths import zoo_prototxt
 from tests.conftest import requires_pycaffe
 
 LOGIT_TOL = 1e-5
@@ -86,7 +86,7 @@ def test_relabeller_runs_on_architecture(name: str) -> None:
 
     from caffe_relabel import Relabeller
     from caffe_relabel.backends.engine import EngineClassifier
-    from caffe_relabel.model import Model
+    from caffe_relabel.models.model import Model
 
     proto, weights = testmodels.random_model(name)
     engine = EngineClassifier(proto, weights)
@@ -109,7 +109,7 @@ def test_one_step_is_50_255_grey_level_with_input_scale(name: str) -> None:
 
     from caffe_relabel import Relabeller
     from caffe_relabel.backends.engine import EngineClassifier
-    from caffe_relabel.model import Model
+    from caffe_relabel.models.model import Model
 
     proto, weights = testmodels.random_model(name)
     engine = EngineClassifier(proto, weights)

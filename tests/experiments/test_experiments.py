@@ -14,8 +14,8 @@ from caffe_relabel.experiments.relabel_examples import run_examples
 from caffe_relabel.experiments.sources import load_sources
 from caffe_relabel.experiments.svm import run_svm
 from caffe_relabel.experiments.synthesis import noise_image, run_synthesis
-from caffe_relabel.paths import repo_prototxt
-from caffe_relabel.testmodels import DIGITS_PROTOTXT
+from caffe_relabel.files.paths import repo_prototxt
+from caffe_relabel.models.testmodels import DIGITS_PROTOTXT
 
 FAST = dict(settings=RelabelSettings(batch_size=32, max_distortion=0.2))
 
@@ -86,7 +86,7 @@ def test_transforms_keep_the_image_size():
 
 
 def test_sources_from_a_list_file_and_a_class_folder(tmp_path, digits_model):
-    from caffe_relabel.preprocess import save_image
+    from caffe_relabel.images.preprocess import save_image
 
     for label in (1, 7):
         (tmp_path / "set" / str(label)).mkdir(parents=True)

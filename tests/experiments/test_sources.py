@@ -34,9 +34,9 @@ def test_the_imagenet_default_set_has_six_framings_per_photo():
 
 @pytest.mark.slow
 def test_efficientnet_ranks_each_photo_s_class_in_its_top_3():
-    from caffe_relabel import zoo
+    from caffe_relabel.models import zoo
     from caffe_relabel.experiments.common import open_model
-    from caffe_relabel.preprocess import fit, image_to_blob
+    from caffe_relabel.images.preprocess import fit, image_to_blob
 
     if zoo.find_weights(zoo.get("efficientnet_lite0")) is None:
         pytest.skip("efficientnet_lite0 not converted")

@@ -22,8 +22,8 @@ from caffe_relabel.experiments.sources import Source
 from caffe_relabel.experiments.store import StoreIdentity, StoredResult, StoreMismatchError, SweepStore, merge_stores
 from caffe_relabel.experiments.sweep import (count_planned, iter_pairs, pairs_to_do, parse_shard, plan_sources,
                                              run_sweep, shard_of, summarize)
-from caffe_relabel.model import Model
-from caffe_relabel.preprocess import InputSpec
+from caffe_relabel.models.model import Model
+from caffe_relabel.images.preprocess import InputSpec
 from tests.experiments.conftest import SWEEP, assert_same_results
 from tests.waiting import wait_for
 
@@ -150,8 +150,8 @@ def test_missing_store_is_an_error(tmp_path):
 
 def _small_store(path):
     from caffe_relabel.experiments.store import StoredResult, StoreIdentity, SweepStore
-    from caffe_relabel.relabel import StopReason
-    from caffe_relabel.settings import RelabelSettings
+    from caffe_relabel.relabel.relabeller import StopReason
+    from caffe_relabel.relabel.settings import RelabelSettings
 
     identity = StoreIdentity("digits", "engine", RelabelSettings(max_iter=100))
     with SweepStore(path, identity) as db:
@@ -316,7 +316,7 @@ def test_a_full_disk_is_an_output_error_not_a_damaged_store(tmp_path):
         import resource, signal
         from caffe_relabel.errors import OutputError
         from caffe_relabel.experiments.store import StoredResult, SweepStore
-        from caffe_relabel.relabel import StopReason
+        from caffe_relabel.relabel.relabeller import StopReason
         from tests.experiments.test_sweep import _small_store
         identity = _small_store({str(path)!r})
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -85,7 +85,7 @@ def mutate_prototxt(rng: random.Random, data: bytes) -> bytes:
 
 def mutate_caffemodel(rng: random.Random, data: bytes) -> bytes:
     """A caffemodel with its structure edited (shapes, counts, names, values), or its bytes mutated."""
-    from caffe_relabel.proto import NetParameter
+    from caffe_relabel.netdef.proto import NetParameter
 
     if rng.random() < 0.3:
         # Byte mutations where the structure is (the head), not deep inside the float arrays.

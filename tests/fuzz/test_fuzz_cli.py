@@ -16,7 +16,9 @@ import skimage.io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caffe_relabel import cli, testmodels
+from caffe_relabel import cli
+
+from caffe_relabel.models import testmodels
 from tests.fuzz.conftest import COUNTS, EXAMPLES
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caffe_relabel import testmodels
+from caffe_relabel.models import testmodels
 from caffe_relabel.backends import pycaffe_available
 from caffe_relabel.errors import CaffeRelabelError
 from tests.fuzz.conftest import COUNTS, EXAMPLES
@@ -122,7 +122,7 @@ def test_pycaffe_refuses_cudnn_engines_in_v1_and_current_layers(tmp_path):
 def test_pycaffe_refuses_repeated_or_misplaced_weight_layers(tmp_path):
     # Caffe copies every caffemodel layer whose name is in the net, duplicates included, and CHECKs
     # its blob count: a second, empty 'conv1' (found by make fuzz) or blobs on 'relu2' abort it.
-    from caffe_relabel.proto import NetParameter
+    from caffe_relabel.netdef.proto import NetParameter
 
     def with_extra(name: str, blobs: int) -> bytes:
         net = NetParameter()

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caffe_relabel import testmodels
+from caffe_relabel.models import testmodels
 from caffe_relabel.errors import CaffeRelabelError
-from caffe_relabel.preprocess import load_image
-from caffe_relabel.proto import io as pio
-from caffe_relabel.prototxt import force_backward
+from caffe_relabel.images.preprocess import load_image
+from caffe_relabel.netdef.proto import io as pio
+from caffe_relabel.netdef.prototxt import force_backward
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -120,7 +120,7 @@ def test_force_backward_never_raises_and_is_idempotent(text):
 
 @pytest.mark.parametrize("dims", [[1, 3, 10**6, 10**6], [10**12], [0, 3, 4, 4]])
 def test_absurd_declared_blob_is_refused_before_allocation(tmp_path, dims):
-    from caffe_relabel.proto import BlobProto
+    from caffe_relabel.netdef.proto import BlobProto
 
     blob = BlobProto()
     blob.shape.dim.extend(dims)

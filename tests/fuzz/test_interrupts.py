@@ -24,7 +24,7 @@ from tests.fuzz.interrupt_child import STARTED_MARK
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-LOOP = "caffe_relabel.relabel:Relabeller._iterate"
+LOOP = "caffe_relabel.relabel.relabeller:Relabeller._iterate"
 # Generous against a loaded machine; the closing note reports the measured times (about a second).
 EXIT_WITHIN = 30.0
 # Inside scikit-learn's training loop, which catches KeyboardInterrupt: called once per mini-batch.

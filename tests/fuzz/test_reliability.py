@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caffe_relabel import testmodels
+from caffe_relabel.models import testmodels
 from tests.fuzz.conftest import COUNTS, EXAMPLES
 from tests.test_image_read import _png16
 from tests.fuzz.mutate import mutate_bytes, mutate_caffemodel, mutate_prototxt

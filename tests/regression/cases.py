@@ -8,10 +8,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from caffe_relabel import testmodels, zoo
+from caffe_relabel.models import testmodels
+
+from caffe_relabel.models import zoo
 from caffe_relabel.backends import load_classifier
-from caffe_relabel.model import Model
-from caffe_relabel.relabel import Relabeller
+from caffe_relabel.models.model import Model
+from caffe_relabel.relabel.relabeller import Relabeller
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 deconv_layer.cpp.
 
 The geometry (kernel, stride, pad, dilation, group) and the blob shapes come
-from the layer's rule (caffe_relabel/layers/conv.py). In the faithful mode on
+from the layer's rule (caffe_relabel/netdef/layers/conv.py). In the faithful mode on
 CPU both passes run Caffe's algorithm: im2col, one GEMM per group, col2im
 (torch's slow_conv2d family), not oneDNN's direct convolutions, which sum in
 another order (engine.device.uses_im2col has the measured difference).
@@ -16,8 +16,8 @@ from typing import Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from ...layers.conv import ConvGeometry
-from ..spec import Build, CaffeLayer
+from caffe_relabel.netdef.layers.conv import ConvGeometry
+from caffe_relabel.engine.spec import Build, CaffeLayer
 
 
 @contextlib.contextmanager

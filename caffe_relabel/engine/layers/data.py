@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from ..spec import Build, CaffeLayer, Shape
+from caffe_relabel.engine.spec import Build, CaffeLayer, Shape
 
 
 class Input(CaffeLayer):

@@ -6,8 +6,8 @@ from typing import Sequence
 
 import torch
 
-from ...proto.caffe_relabel_caffe_pb2 import EltwiseParameter
-from ..spec import Build, CaffeLayer
+from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import EltwiseParameter
+from caffe_relabel.engine.spec import Build, CaffeLayer
 
 
 class Eltwise(CaffeLayer):

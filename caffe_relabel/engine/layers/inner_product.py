@@ -1,6 +1,6 @@
 """InnerProduct: flattens every axis from ``axis`` on, then top = x W^T + b (inner_product_layer.cpp).
 
-The axis (geometry) and the blob shapes come from the rule (caffe_relabel/layers/inner_product.py).
+The axis (geometry) and the blob shapes come from the rule (caffe_relabel/netdef/layers/inner_product.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..spec import Build, CaffeLayer
+from caffe_relabel.engine.spec import Build, CaffeLayer
 
 
 class InnerProduct(CaffeLayer):

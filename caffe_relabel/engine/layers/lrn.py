@@ -6,7 +6,7 @@ Caffe's own backward formula.
 WITHIN_CHANNEL: Caffe composes Power(x^2) -> AVE Pooling (pad (size-1)/2,
 divisor size^2) -> Power((1 + alpha * s)^-beta) -> product with x; k is not
 used. The same composition is built here from the same pooling code, over
-the window the rule computed (caffe_relabel/layers/lrn.py).
+the window the rule computed (caffe_relabel/netdef/layers/lrn.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..spec import Build, CaffeLayer
-from .pooling import Pool2d
+from caffe_relabel.engine.spec import Build, CaffeLayer
+from caffe_relabel.engine.layers.pooling import Pool2d
 
 
 # The band matrix is C x C floats: 8192 channels take 256 MiB (zoo nets use at most 256).

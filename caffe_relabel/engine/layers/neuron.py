@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..spec import Build, CaffeLayer
+from caffe_relabel.engine.spec import Build, CaffeLayer
 
 f32 = np.float32
 

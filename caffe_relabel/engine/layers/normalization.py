@@ -6,7 +6,7 @@ global stats it uses mean / s and variance / s (0 when s == 0) and computes
 Scale and Bias multiply/add a blob (their own parameter, or a second bottom)
 broadcast over ``axis`` .. ``axis + num_axes`` of the first bottom. The
 axis, the blob shapes and which blobs exist come from the rules
-(caffe_relabel/layers/normalization.py). MVN subtracts the mean of each
+(caffe_relabel/netdef/layers/normalization.py). MVN subtracts the mean of each
 sample (or of each sample's channel) and divides by (std + eps), with
 Caffe's own backward (see :class:`_MVNFunction`).
 """
@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..spec import Build, CaffeLayer
+from caffe_relabel.engine.spec import Build, CaffeLayer
 
 
 class BatchNorm(CaffeLayer):

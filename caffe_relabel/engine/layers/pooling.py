@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...layers.pooling import PoolWindow
-from ...proto.caffe_relabel_caffe_pb2 import PoolingParameter
-from ..spec import Build, CaffeLayer
+from caffe_relabel.netdef.layers.pooling import PoolWindow
+from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import PoolingParameter
+from caffe_relabel.engine.spec import Build, CaffeLayer
 
 
 def _native_sizes(g: PoolWindow) -> tuple[int, int]:

@@ -1,5 +1,5 @@
 """Reduction and ArgMax (reduction_layer.cpp, argmax_layer.cpp); axes come from the rules
-(caffe_relabel/layers/reduction.py)."""
+(caffe_relabel/netdef/layers/reduction.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ...proto.caffe_relabel_caffe_pb2 import ReductionParameter
-from ..spec import Build, CaffeLayer, Shape
+from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import ReductionParameter
+from caffe_relabel.engine.spec import Build, CaffeLayer, Shape
 
 
 class Reduction(CaffeLayer):

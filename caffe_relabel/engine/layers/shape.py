@@ -1,6 +1,6 @@
 """Layers that move data without arithmetic: Concat, Split, Slice, Flatten, Reshape, Crop, Tile.
 
-Axes, sizes, offsets and reshape targets come from the rules (caffe_relabel/layers/shape.py).
+Axes, sizes, offsets and reshape targets come from the rules (caffe_relabel/netdef/layers/shape.py).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Sequence
 
 import torch
 
-from ...layers.shape import CropWindow, ReshapeTarget, SliceSizes, Tiling
-from ..spec import Build, CaffeLayer, GeometryLayer
+from caffe_relabel.netdef.layers.shape import CropWindow, ReshapeTarget, SliceSizes, Tiling
+from caffe_relabel.engine.spec import Build, CaffeLayer, GeometryLayer
 
 
 class Concat(GeometryLayer):

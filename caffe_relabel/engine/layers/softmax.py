@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..spec import Build, CaffeLayer
+from caffe_relabel.engine.spec import Build, CaffeLayer
 
 
 class Softmax(CaffeLayer):

@@ -1,0 +1,34 @@
+"""The paper's distortion measure (its equation 3, after Szegedy et al.).
+
+distortion(x', x) = sqrt( sum over pixels and channels of (x' - x)^2 / n ),
+with x, x' in [0, 1] and n the number of pixels (224 * 224 = 50176 for
+GoogLeNet): channels are summed, not averaged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffe_relabel.errors import ArgumentError
+
+
+def distortion(relabelled: np.ndarray, original: np.ndarray) -> float:
+    """Distortion between two H x W x C images in [0, 1]."""
+    a = np.asarray(relabelled, dtype=np.float64)
+    b = np.asarray(original, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 3:
+        raise ArgumentError(f"expected two H x W x C images of one shape, got {list(a.shape)} and {list(b.shape)}")
+    pixels = a.shape[0] * a.shape[1]
+    return float(np.sqrt(np.sum((a - b) ** 2) / pixels))
+
+
+def blob_distortion(blobs: np.ndarray, originals: np.ndarray, pixel_unit: float = 255.0) -> np.ndarray:
+    """Per-sample distortion of N x C x H x W blobs, in [0, 1] pixel units whatever the transform.
+
+    ``pixel_unit``: blob units of a pixel going from 0 to 1 (:attr:`InputSpec.pixel_unit
+    <caffe_relabel.images.preprocess.InputSpec.pixel_unit>`, raw_scale * input_scale); the mean
+    and the channel order cancel out.
+    """
+    d = (np.asarray(blobs, dtype=np.float64) - np.asarray(originals, dtype=np.float64)) / pixel_unit
+    pixels = d.shape[2] * d.shape[3]
+    return np.sqrt(np.sum(d.reshape(d.shape[0], -1) ** 2, axis=1) / pixels)

@@ -1,0 +1,125 @@
+import dataclasses
+import hashlib
+
+import pytest
+
+from caffe_relabel.models import zoo
+from caffe_relabel.errors import DownloadError, ModelNotFoundError
+
+
+@pytest.mark.parametrize(
+    "target,index",
+    [(281, 281), ("281", 281), ("tabby", 281), ("tabby cat", 281), ("Tabby, tabby cat", 281),
+     ("n02123045", 281), ("half track", 586), ("half_track", 586), ("Shih-Tzu", 155)],
+)
+def test_imagenet_targets(target, index):
+    assert zoo.resolve_class(target, "imagenet") == index
+
+
+def test_unknown_class_name_lists_closest():
+    with pytest.raises(ModelNotFoundError, match="closest.*tabby"):
+        zoo.resolve_class("tabby catt", "imagenet")
+
+
+def test_ambiguous_class_name_lists_all():
+    with pytest.raises(ModelNotFoundError, match="ambiguous.*134.*517"):
+        zoo.resolve_class("crane", "imagenet")
+
+
+def test_index_out_of_range():
+    with pytest.raises(ModelNotFoundError, match="0..999"):
+        zoo.resolve_class(1000, "imagenet")
+
+
+def test_class_names_come_from_the_maintained_list():
+    names = zoo.class_names("imagenet")
+    assert len(names) == 1000 and names[0].startswith("tench") and names[999].startswith("toilet tissue")
+    assert len(set(zoo.wordnet_ids("imagenet"))) == 1000
+
+
+def test_unknown_model_suggests():
+    with pytest.raises(ModelNotFoundError, match="did you mean bvlc_googlenet"):
+        zoo.get("bvlc_googlnet")
+
+
+def test_missing_weights_say_what_to_put_where(cache_home):
+    if zoo.find_weights(zoo.get("bvlc_alexnet")) is not None:
+        pytest.skip("real AlexNet weights are present")
+    with pytest.raises(ModelNotFoundError) as e:
+        zoo.weights_path("bvlc_alexnet")
+    msg = str(e.value)
+    assert "http://dl.caffe.berkeleyvision.org/bvlc_alexnet.caffemodel" in msg
+    assert str(cache_home / "models" / "bvlc_alexnet.caffemodel") in msg
+    assert "9116a64c0fbe4459d18f4bb6b56d647b63920377" in msg
+
+
+def test_digits_is_bundled():
+    assert zoo.weights_path("digits").is_file()
+    assert zoo.present_models()["digits"] is not None
+
+
+def test_fetch_into_cache_and_verify(http_server, cache_home, monkeypatch):
+    body = b"pretend caffemodel" * 1000
+    http_server.state.files["/tiny.caffemodel"] = body
+    spec = dataclasses.replace(zoo.get("bvlc_alexnet"), name="tiny", weights_file="tiny.caffemodel",
+                               url=f"{http_server.url}/tiny.caffemodel", sha1=hashlib.sha1(body).hexdigest())
+    monkeypatch.setitem(zoo.MODELS, "tiny", spec)
+    monkeypatch.setattr(zoo, "_checkout_models_dir", lambda: cache_home / "nowhere")
+    path = zoo.fetch("tiny")
+    assert path == cache_home / "models" / "tiny.caffemodel" and path.read_bytes() == body
+    assert zoo.verify("tiny") == (path, True)
+    path.write_bytes(b"corrupted")
+    assert zoo.verify("tiny") == (path, False)
+    assert zoo.fetch("tiny").read_bytes() == body  # a bad file is replaced, not used
+
+
+def test_fetch_offline(cache_home, monkeypatch):
+    spec = dataclasses.replace(zoo.get("bvlc_alexnet"), name="tiny", weights_file="tiny.caffemodel",
+                               url="http://127.0.0.1:9/tiny.caffemodel")
+    monkeypatch.setitem(zoo.MODELS, "tiny", spec)
+    monkeypatch.setattr(zoo, "_checkout_models_dir", lambda: cache_home / "nowhere")
+    with pytest.raises(DownloadError, match="tiny.caffemodel"):
+        zoo.fetch("tiny", timeout=5)
+
+
+def test_verify_checks_converted_models_against_their_record(cache_home, monkeypatch):
+    from caffe_relabel.files.checksums import write_record
+
+    spec = dataclasses.replace(zoo.get("efficientnet_lite0"), name="made", weights_file="made.caffemodel")
+    monkeypatch.setitem(zoo.MODELS, "made", spec)
+    monkeypatch.setattr(zoo, "_checkout_models_dir", lambda: cache_home / "nowhere")
+    path = cache_home / "models" / "made.caffemodel"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x01" * 5000)
+    assert zoo.verify("made") == (path, False)  # no record: not verified
+    write_record(path)
+    assert zoo.verify("made") == (path, True)
+    with open(path, "r+b") as f:
+        f.truncate(1000)
+    assert zoo.verify("made") == (path, False)
+    path.write_bytes(b"\x02" * 5000)  # same size, other content
+    assert zoo.verify("made") == (path, False)
+
+
+def test_a_word_suggests_the_classes_named_with_it_before_fuzzy_matches():
+    with pytest.raises(ModelNotFoundError) as e:
+        zoo.resolve_class("cat", "imagenet")
+    message = str(e.value)
+    named, _, fuzzy = message.partition("closest")
+    for cls in ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"):
+        assert cls in named
+    assert "crate" not in named
+
+
+@pytest.mark.parametrize("wnid, match", [("n99999999", "well-formed but not one of the 1000 classes"),
+                                         ("n123", "malformed WordNet id 'n123'")])
+def test_wordnet_ids_that_name_no_class_say_so(wnid, match):
+    with pytest.raises(ModelNotFoundError, match=match):
+        zoo.resolve_class(wnid, "imagenet")
+
+
+def test_missing_download_weights_point_to_the_offline_model(cache_home):
+    if zoo.find_weights(zoo.get("bvlc_googlenet")) is not None:
+        pytest.skip("real GoogLeNet weights are present")
+    with pytest.raises(ModelNotFoundError, match="models fetch bvlc_googlenet.*efficientnet_lite0"):
+        zoo.weights_path("bvlc_googlenet")
