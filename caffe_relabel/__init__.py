@@ -24,16 +24,21 @@ from caffe_relabel.errors import (  # noqa: E402
 )
 from caffe_relabel.models.model import Model, load_model  # noqa: E402
 from caffe_relabel.images.preprocess import InputSpec  # noqa: E402
-from caffe_relabel.relabel.relabeller import Relabeller, RelabelResult, StopReason  # noqa: E402
+from caffe_relabel.relabel.goals import Goal, LeastLikely, TargetClass, Untargeted  # noqa: E402
+from caffe_relabel.relabel.relabeller import Relabeller  # noqa: E402
+from caffe_relabel.relabel.results import BatchResult, RelabelResult, StopReason  # noqa: E402
 from caffe_relabel.relabel.settings import RelabelSettings  # noqa: E402
 
 __all__ = [
     "ArgumentError",
     "BackendUnavailableError",
+    "BatchResult",
     "CaffeRelabelError",
     "DownloadError",
+    "Goal",
     "ImageFormatError",
     "InputSpec",
+    "LeastLikely",
     "Model",
     "ModelFormatError",
     "ModelNotFoundError",
@@ -41,7 +46,9 @@ __all__ = [
     "RelabelSettings",
     "Relabeller",
     "StopReason",
+    "TargetClass",
     "UnsupportedLayerError",
+    "Untargeted",
     "WeightsMismatchError",
     "__version__",
     "load_model",

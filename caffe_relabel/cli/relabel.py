@@ -150,6 +150,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from caffe_relabel.images.preprocess import check_output_path, load_image, save_image
+    from caffe_relabel.relabel.goals import LeastLikely
     from caffe_relabel.relabel.relabeller import Relabeller
     from caffe_relabel.relabel.saved import check_saved, is_lossy
 
@@ -158,7 +159,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
         check_output_path(args.output)  # now, not after the relabelling it would lose
         _check_lossy_request(args)
     model = _load(args)
-    target = "untargeted" if args.untargeted else "least_likely" if args.least_likely else model.resolve(args.target)
+    target = "untargeted" if args.untargeted else "least_likely" if args.least_likely else args.target
     relabeller = Relabeller(model, settings_from(args, batch_size=1))
     with tqdm(total=args.max_iter, desc="relabelling", unit="it", disable=args.quiet or args.json, file=sys.stderr) as bar:
         result = relabeller.run_batch([image], [target], on_iteration=lambda n: bar.update(1))[0]
@@ -166,17 +167,17 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     if args.output:
         save_image(result.image, args.output)
         if is_lossy(args.output):
-            readback = check_saved(model, args.output, result.target, result.confidence, away=args.untargeted)
+            readback = check_saved(model, args.output, result.goal, result.aim)
     if args.json:
         print(json.dumps({**result.summary(), **({"saved": readback.summary()} if readback else {})}))
     else:
         print(f"original:   {_fmt(model, result.original_label, result.original_prob)}")
-        aim = (f"away from {model.class_name(result.target)} ({result.target})" if args.untargeted
-               else f"target {model.class_name(result.target)} ({result.target})"
-               + (", the least likely" if args.least_likely else ""))
+        aim = (f"away from {model.class_name(result.aim)} ({result.aim})" if result.goal.away
+               else f"target {model.class_name(result.aim)} ({result.aim})"
+               + (", the least likely" if isinstance(result.goal, LeastLikely) else ""))
         print(f"relabelled: {_fmt(model, result.final_label, result.final_prob)}  ({aim})")
         print(f"distortion: {result.distortion:.5f}  iterations: {result.iterations}  stop: {result.stop}")
-        saved = ("a new label" if args.untargeted else "target") if result.uint8_success else f"{model.class_name(result.uint8_label)} ({result.uint8_label})"
+        saved = ("a new label" if result.goal.away else "target") if result.uint8_success else f"{model.class_name(result.uint8_label)} ({result.uint8_label})"
         print(f"8-bit image: {saved}, distortion {result.uint8_distortion:.5f}" + (f", saved to {args.output}" if args.output else ""))
     ok = result.success and (result.uint8_success or not args.ensure_uint8)
     if readback is not None:
@@ -197,14 +198,14 @@ def _check_lossy_request(args: argparse.Namespace) -> None:
 
 def _report_lossy(model, saved, args: argparse.Namespace) -> bool:
     """Say what the lossy file is classified as; False when it lost the target and lossy output was not allowed."""
-    aim = "original" if saved.away else "target"
-    what = f"{_fmt(model, saved.label, saved.prob)}, {aim} p={saved.target_prob:.4f}"
+    aim = "original" if saved.goal.away else "target"
+    what = f"{_fmt(model, saved.label, saved.prob)}, {aim} p={saved.aim_prob:.4f}"
     if saved.carries_target:
         if not args.json:
-            print(f"saved file: {what} (lossy format, read back: {'a new label' if saved.away else 'still the target'})")
+            print(f"saved file: {what} (lossy format, read back: {'a new label' if saved.goal.away else 'still the target'})")
         return True
     if not args.json:
-        print(f"saved file: {what} (lossy format, read back: {'the original label again' if saved.away else 'NOT the target'})")
+        print(f"saved file: {what} (lossy format, read back: {'the original label again' if saved.goal.away else 'NOT the target'})")
     if args.allow_lossy:
         return True
     print(f"caffe-relabel: warning: {saved.path} lost the target in lossy compression; save as .png to keep "
@@ -226,7 +227,8 @@ def register(sub: "argparse._SubParsersAction") -> None:
     aim = p.add_mutually_exclusive_group(required=True)
     aim.add_argument("--target", "-t", help="class index, WordNet id or class name")
     aim.add_argument("--untargeted", action="store_true",
-                     help="any label but the original: step away from it until the label changes")
+                     help="any label but the original: step away from it until the label changes (to one with at least "
+                     "--confidence probability)")
     aim.add_argument("--least-likely", action="store_true", help="target the original image's least likely class")
     p.add_argument("--output", "-o", help="save the relabelled image (PNG keeps it exact; a lossy .jpg/.webp is read "
                                           "back and classified: exit 1 if it lost the target)")
@@ -234,7 +236,8 @@ def register(sub: "argparse._SubParsersAction") -> None:
                    help="accept a lossy -o file that lost the target (exit 0), and --ensure-uint8 with it")
     add_relabel_options(p, 0.01)
     p.add_argument("--ensure-uint8", action="store_true", help="keep going until the 8-bit image carries the target label")
-    p.add_argument("--confidence", type=finite_float, default=0.0, help="also require the target's probability to reach this (default 0)")
+    p.add_argument("--confidence", type=finite_float, default=0.0, help="also require the new top-1's probability to reach this: the target's, or untargeted the new "
+                   "label's (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_model_args(p)

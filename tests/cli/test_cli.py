@@ -95,10 +95,10 @@ def test_relabel_modes(digit_png, capsys, mode):
     rc = cli.main(["relabel", str(path), "-m", "digits", mode, "--max-distortion", "0", "--backend", "engine",
                    "--json", "-q"])
     result = json.loads(capsys.readouterr().out)
-    assert rc == cli.EXIT_OK and result["mode"] == mode.lstrip("-").replace("-", "_") and result["success"]
+    assert rc == cli.EXIT_OK and result["goal"] == mode.lstrip("-").replace("-", "_") and result["success"]
     assert result["final_label"] != label
     if mode == "--untargeted":
-        assert result["target"] == label == result["original_label"]
+        assert result["target"] is None and result["original_label"] == label
 
 
 def test_relabel_modes_exclude_a_target(digit_png, capsys):

@@ -30,7 +30,7 @@ import pytest
 
 from caffe_relabel.models import testmodels
 from tests.fuzz.conftest import COUNTS, EXAMPLES
-from tests.test_image_read import _png16
+from tests.images.test_decode import _png16
 from tests.fuzz.mutate import mutate_bytes, mutate_caffemodel, mutate_prototxt
 
 ROOT = Path(__file__).resolve().parents[2]
