@@ -4,7 +4,7 @@
     result = Relabeller("bvlc_googlenet").run("cat.jpg", "half track")
 """
 
-__version__ = "0.1.0"
+from caffe_relabel.version import __version__
 
 # Before any module below loads torch or caffe: their thread pools read it once (see threads.py).
 from caffe_relabel.threads import set_wait_policy  # noqa: E402

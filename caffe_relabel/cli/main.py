@@ -6,7 +6,7 @@ import shlex
 import sys
 from typing import Optional, Sequence
 
-from caffe_relabel import __version__
+from caffe_relabel.version import __version__
 from caffe_relabel.cli import experiments, models, relabel
 from caffe_relabel.cli.exits import Parser, run
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from caffe_relabel import __version__
+from caffe_relabel.version import __version__
 
 UNKNOWN = "unknown"
 

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from caffe_relabel import __version__
+from caffe_relabel.version import __version__
 from caffe_relabel.errors import ArgumentError
 from caffe_relabel.relabel.relabeller import Relabeller
 from caffe_relabel.relabel.settings import RelabelSettings
