@@ -24,7 +24,7 @@ import abc
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Union
+from typing import Any, Callable, ClassVar, Optional, Union
 
 import numpy as np
 

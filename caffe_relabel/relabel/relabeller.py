@@ -49,7 +49,8 @@ Defined edge cases:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections import OrderedDict
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -59,40 +60,15 @@ from caffe_relabel.backends.base import TensorClassifier
 from caffe_relabel.errors import ArgumentError
 from caffe_relabel.images.preprocess import ImageLike, InputSpec, fit, load_image
 from caffe_relabel.models.model import Model, load_model
-from caffe_relabel.relabel.arrays import DISTORTION, FINITE, LABEL, LABEL_PROB, LOSS, NEXT_DISTORTION, TARGET, \
-    TARGET_PROB, UNCHANGED, LoopArrays, NumpyArrays
+from caffe_relabel.relabel.arrays import LoopArrays, NumpyArrays
+from caffe_relabel.relabel.loop import Done, Loop, Slot
 from caffe_relabel.relabel.goals import Goal, target_list, to_goal
 from caffe_relabel.relabel.results import BatchResult, RelabelResult, StopReason, Trace
 from caffe_relabel.relabel.settings import RelabelSettings
 
 
-@dataclass
-class _Slot:
-    """One sample in the loop. ``aim`` is the goal's class, or a TOP/BOTTOM code until the first forward."""
-
-    index: int
-    source: Optional[str]
-    original: Any  # 1 x H x W x C float64 image (a loop array)
-    x0: Any  # 1 x C x H x W float32 blob (a loop array)
-    goal: Goal
-    aim: int
-    iterations: int = 0
-    original_label: int = -1
-    original_probs: Any = None  # K probabilities (a loop array)
-    trace: Optional[Trace] = None
-
-
-@dataclass
-class _Done:
-    """A finished sample: its final image stays a loop array; the rest is on the host."""
-
-    slot: _Slot
-    stop: StopReason
-    probs: np.ndarray
-    image: Any  # 1 x H x W x C float64 (a loop array)
-    distortion: float
-    uint8_distortion: float
-    uint8_probs: np.ndarray  # the 8-bit image's class probabilities
+#: Decoded, resized sources kept for the pairs that follow (a few images: 1.2 MB each at 224 x 224).
+_RECENT_SOURCES = 4
 
 
 def _loop_arrays(classifier: Classifier, spec: InputSpec, step: float, low: np.ndarray, high: np.ndarray,
@@ -154,8 +130,10 @@ class Relabeller:
         self._low = low.astype(np.float32)
         self._high = high.astype(np.float32)
         self._step = np.float32(self.settings.alpha / 255.0 * spec.grey_level)
+        self._recent: "OrderedDict[tuple, np.ndarray]" = OrderedDict()  # see _fitted
         self._arrays: LoopArrays = _loop_arrays(self.model.classifier, spec, self._step, self._low, self._high,
                                                 self.settings.clip)
+        self._loop = Loop(self._arrays, self.settings, self.trace)
 
     # -- public API ------------------------------------------------------
 
@@ -192,7 +170,7 @@ class Relabeller:
         ``on_iteration(n)`` is told after each batched forward/backward how many samples it held.
         """
         slots = (self._new_slot(index, img, target) for index, (img, target) in enumerate(pairs))
-        for done in self._loop(slots, on_iteration):
+        for done in self._loop.run(slots, on_iteration):
             yield done.slot.index, self._record(done)
 
     def relabel_batch(self, x: Any, targets: Any, on_iteration: Optional[Callable[[int], None]] = None) -> BatchResult:
@@ -219,10 +197,10 @@ class Relabeller:
         originals = arrays.put(batch.images)
         x0 = arrays.to_blobs(originals)
         slots = (self._slot(i, None, originals[i:i + 1], x0[i:i + 1], t) for i, t in enumerate(codes))
-        done: list[Optional[_Done]] = [None] * n
-        for d in self._loop(slots, on_iteration):
+        done: list[Optional[Done]] = [None] * n
+        for d in self._loop.run(slots, on_iteration):
             done[d.slot.index] = d
-        finished: list[_Done] = done  # type: ignore[assignment]
+        finished: list[Done] = done  # type: ignore[assignment]
         images = arrays.concat([d.image for d in finished])
         uint8_images = arrays.uint8_images(images)
         records = [self._record(d) for d in finished]
@@ -256,102 +234,37 @@ class Relabeller:
 
     # -- the loop --------------------------------------------------------
 
-    def _new_slot(self, index: int, img: ImageLike, target: Any) -> _Slot:
-        original = self._arrays.put(fit(load_image(img), self.model.input)[None])
+    def _new_slot(self, index: int, img: ImageLike, target: Any) -> Slot:
+        original = self._arrays.put(self._fitted(img)[None])
         source = str(img) if not isinstance(img, np.ndarray) else None
         return self._slot(index, source, original, self._arrays.to_blobs(original), target)
 
-    def _slot(self, index: int, source: Optional[str], original: Any, x0: Any, target: Any) -> _Slot:
+    def _fitted(self, img: ImageLike) -> np.ndarray:
+        """The image at the input size. A file is decoded and resized once while its pairs come in a row
+        (a sweep gives each source's targets together), not once per pair: the few latest are kept,
+        keyed by path, size and modification time, and each use gets its own copy."""
+        if not isinstance(img, (str, os.PathLike)):
+            return fit(load_image(img), self.model.input)
+        try:
+            st = os.stat(img)
+            key: Optional[tuple] = (os.fspath(img), st.st_size, st.st_mtime_ns)
+        except (OSError, ValueError):  # load_image says what is wrong with the path
+            key = None
+        if key is None or key not in self._recent:
+            image = fit(load_image(img), self.model.input)
+            if key is None:
+                return image
+            self._recent[key] = image
+            while len(self._recent) > _RECENT_SOURCES:
+                self._recent.popitem(last=False)
+        self._recent.move_to_end(key)
+        return self._recent[key].copy()
+
+    def _slot(self, index: int, source: Optional[str], original: Any, x0: Any, target: Any) -> Slot:
         goal = to_goal(target, self.model.resolve, self.settings.confidence)
-        return _Slot(index, source, original, x0, goal, goal.code, trace=Trace() if self.trace else None)
+        return Slot(index, source, original, x0, goal, goal.code, trace=Trace() if self.trace else None)
 
-    def _loop(self, slots: Iterator[_Slot], on_iteration: Optional[Callable[[int], None]]) -> Iterator[_Done]:
-        """Continuous batching: finished samples leave, waiting ones take their slots."""
-        arrays = self._arrays
-        active: list[_Slot] = []
-        # The active samples' batch arrays (rows in ``active``'s order): blobs now, original blobs, original images.
-        x = x0 = orig = None
-        exhausted = False
-        while True:
-            joining: list[_Slot] = []
-            while not exhausted and len(active) + len(joining) < self.settings.batch_size:
-                try:
-                    joining.append(next(slots))
-                except StopIteration:
-                    exhausted = True
-            if joining:
-                x = arrays.concat(([] if x is None else [x]) + [s.x0 for s in joining])
-                x0 = arrays.concat(([] if x0 is None else [x0]) + [s.x0 for s in joining])
-                orig = arrays.concat(([] if orig is None else [orig]) + [s.original for s in joining])
-                active += joining
-            if not active:
-                return
-            finished, stepped, probs = self._iterate(active, x, x0)
-            if on_iteration is not None:
-                on_iteration(len(active))
-            if not finished:
-                x = stepped
-                continue
-            rows = [k for k, _ in finished]
-            # A finished sample keeps the image it was judged on, not the step after it.
-            yield from self._finish([(active[k], stop) for k, stop in finished], arrays.host(arrays.take(probs, rows)),
-                                    arrays.take(x, rows), arrays.take(x0, rows), arrays.take(orig, rows))
-            gone = set(rows)
-            keep = [k for k in range(len(active)) if k not in gone]
-            active = [active[k] for k in keep]
-            if keep:
-                x, x0, orig = arrays.take(stepped, keep), arrays.take(x0, keep), arrays.take(orig, keep)
-            else:
-                x = x0 = orig = None
-
-    def _iterate(self, active: list[_Slot], x: Any, x0: Any) -> tuple[list[tuple[int, StopReason]], Any, Any]:
-        """One forward/backward over the active samples: which finish (row, why), the stepped batch, the probabilities."""
-        arrays = self._arrays
-        g = arrays.gradient(x, np.array([s.aim for s in active], dtype=np.int64))
-        stepped = arrays.step_batch(x, g.grad, np.array([s.goal.away for s in active]))
-        m = arrays.measure(x, stepped, x0, g, self.trace)
-        for k, slot in enumerate(active):
-            if slot.iterations == 0:
-                slot.original_label = int(m[k, LABEL])
-                slot.aim = int(m[k, TARGET])  # a goal's class that depends on the image, resolved by this forward
-                slot.original_probs = arrays.take(g.probs, [k])
-            if slot.trace is not None:
-                slot.trace.label.append(int(m[k, LABEL]))
-                slot.trace.target_prob.append(float(m[k, TARGET_PROB]))
-                slot.trace.loss.append(float(m[k, LOSS]))
-                slot.trace.distortion.append(float(m[k, DISTORTION]))
-        hit = [k for k, s in enumerate(active) if s.goal.reached(int(m[k, LABEL]), m[k, LABEL_PROB], s.aim)]
-        if self.settings.ensure_uint8 and hit:
-            top = arrays.top(arrays.forward(arrays.uint8_blobs(arrays.take(x, hit))))
-            hit = [k for k, (label, prob) in zip(hit, top) if active[k].goal.reached(int(label), prob, active[k].aim)]
-        finished: list[tuple[int, StopReason]] = []
-        cap = self.settings.max_distortion
-        hits = set(hit)
-        for k, slot in enumerate(active):
-            if k in hits:
-                finished.append((k, StopReason.TARGET))
-            elif not m[k, FINITE]:
-                finished.append((k, StopReason.NON_FINITE))
-            elif slot.iterations >= self.settings.max_iter:
-                finished.append((k, StopReason.MAX_ITER))
-            elif cap is not None and m[k, NEXT_DISTORTION] > cap:
-                finished.append((k, StopReason.DISTORTION))
-            elif m[k, UNCHANGED]:
-                finished.append((k, StopReason.STALLED))
-            else:
-                slot.iterations += 1
-        return finished, stepped, g.probs
-
-    def _finish(self, entries: list[tuple[_Slot, StopReason]], probs: np.ndarray, x: Any, x0: Any,
-                originals: Any) -> Iterator[_Done]:
-        """The finished samples' images, distortions and 8-bit check, batched."""
-        arrays = self._arrays
-        p8 = arrays.host(arrays.forward(arrays.uint8_blobs(x)))
-        images, dists = arrays.results(x, x0, originals)
-        for j, (slot, stop) in enumerate(entries):
-            yield _Done(slot, stop, probs[j], images[j:j + 1], float(dists[j, 0]), float(dists[j, 1]), p8[j])
-
-    def _record(self, done: _Done) -> RelabelResult:
+    def _record(self, done: Done) -> RelabelResult:
         arrays, slot, probs = self._arrays, done.slot, done.probs
         label, label8 = int(probs.argmax()), int(done.uint8_probs.argmax())
         orig_probs = arrays.host(slot.original_probs)[0]
