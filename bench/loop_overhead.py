@@ -53,7 +53,7 @@ def load(name: str, device: str, mode: str) -> Model:
 
 def raw_round(model: Model, x: torch.Tensor, targets: torch.Tensor, steps: int, device: str) -> float:
     """Image-iterations/s of ``steps`` plain forward + input-gradient calls."""
-    module = model.module
+    module = model.blob_module
     start = time.perf_counter()
     for _ in range(steps):
         xr = x.detach().requires_grad_(True)

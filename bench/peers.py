@@ -7,8 +7,8 @@ Same model (EfficientNet-Lite0 converted to Caffe, engine backend; the
 attacks get its torch module), same photo/target pairs (scikit-image photos
 and crops of them, targets drawn at random with a fixed seed), same step:
 the paper's 50/255 of a grey level per pixel channel. The peers work on
-[0, 1] RGB images through a small module that builds the network's blob
-(BGR, x 255, minus the mean); their eps is the whole reach of their steps,
+[0, 1] RGB images through the model's public ``model.module``, which builds
+the network's blob (BGR, x 255, minus the mean) inside; their eps is the whole reach of their steps,
 so it never binds before the cap does. They run every step (no early stop);
 the Relabeller stops each sample on its own.
 
@@ -74,23 +74,6 @@ def make_pairs(n: int, seed: int, spec: InputSpec) -> tuple[list[str], list[np.n
     return names, [fitted[name] for name in names], targets
 
 
-class BlobInput(torch.nn.Module):
-    """[0, 1] RGB N x 3 x H x W images -> the network's logits (the blob built as preprocess does)."""
-
-    def __init__(self, net: torch.nn.Module, spec: InputSpec, device: torch.device) -> None:
-        super().__init__()
-        self.net = net
-        self.bgr = spec.channel_order == "BGR"
-        self.raw_scale = float(spec.raw_scale)
-        self.input_scale = float(spec.input_scale)
-        self.register_buffer("mean", torch.from_numpy(np.ascontiguousarray(spec.mean_blob(), np.float32))[None].to(device))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.bgr:
-            x = x.flip(1)
-        return self.net((x * self.raw_scale - self.mean) * self.input_scale)
-
-
 def to_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32)).to(device)
 
@@ -99,7 +82,7 @@ def to_images(x: torch.Tensor) -> list[np.ndarray]:
     return list(x.detach().cpu().double().numpy().transpose(0, 2, 3, 1))
 
 
-def classify(module: BlobInput, images: list[np.ndarray], device: torch.device, batch: int) -> list[int]:
+def classify(module: torch.nn.Module, images: list[np.ndarray], device: torch.device, batch: int) -> list[int]:
     labels: list[int] = []
     with torch.inference_mode():
         for i in range(0, len(images), batch):
@@ -141,7 +124,7 @@ def run_relabeller(model: Model, photos: list[np.ndarray], targets: list[int], b
 
 
 def run_attack(name: str, attack: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int,
-               module: BlobInput, photos: list[np.ndarray], targets: list[int], batch: int,
+               module: torch.nn.Module, photos: list[np.ndarray], targets: list[int], batch: int,
                device: torch.device) -> dict:
     adv: list[np.ndarray] = []
     seconds = 0.0
@@ -161,7 +144,7 @@ def run_attack(name: str, attack: Callable[[torch.Tensor, torch.Tensor], torch.T
                  dists8, targets, steps * len(photos), seconds)
 
 
-def torchattacks_bim(module: BlobInput, step: float, steps: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def torchattacks_bim(module: torch.nn.Module, step: float, steps: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     import torchattacks
 
     atk = torchattacks.BIM(module, eps=step * steps, alpha=step, steps=steps)
@@ -169,7 +152,7 @@ def torchattacks_bim(module: BlobInput, step: float, steps: int) -> Callable[[to
     return atk
 
 
-def foolbox_bim(module: BlobInput, step: float, steps: int, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def foolbox_bim(module: torch.nn.Module, step: float, steps: int, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     import foolbox
 
     fmodel = foolbox.PyTorchModel(module, bounds=(0, 1), device=device)
@@ -198,8 +181,8 @@ def main(argv: "list[str] | None" = None) -> int:
 
     model = load_model("efficientnet_lite0", backend="engine", device=args.device, mode=args.mode)
     spec = model.input
-    device = model.classifier.module.device
-    module = BlobInput(model.classifier.module, spec, device).eval()
+    device = model.blob_module.device
+    module = model.module
     names, photos, targets = make_pairs(args.pairs, args.seed, spec)
     step = ALPHA / 255.0 / 255.0  # in [0, 1] image units: 50/255 of a grey level
     # Warm-up (allocation, oneDNN primitives) so the first method timed does not pay for it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -40,10 +41,20 @@ class Model:
         where = f", device={device!s}" if device is not None else ""
         return f"Model({self.name!r}, backend={clf.backend_name}{where}, input={self.input!r}, classes={classes})"
 
-    @property
+    @functools.cached_property
     def module(self) -> Any:
-        """The network as a torch.nn.Module (``module(x)`` gives the logits), where the backend has one
-        (engine); otherwise a BackendUnavailableError saying why."""
+        """The model as Foolbox and torchattacks expect it: a torch.nn.Module taking N x 3 x H x W RGB
+        images in [0, 1] (grey nets: N x 1 x H x W) and returning N x K logits, the input transform inside
+        (:class:`~caffe_relabel.models.module.ImageModule`); engine backend only, otherwise a
+        BackendUnavailableError saying why."""
+        from caffe_relabel.models.module import ImageModule
+
+        return ImageModule(self.blob_module, self.input)
+
+    @property
+    def blob_module(self) -> Any:
+        """The network itself as a torch.nn.Module, in blob space: ``blob_module(blob)`` gives the logits
+        for the network's own input (channel order, raw scale, mean and input scale applied); engine only."""
         return self.classifier.module
 
     def class_name(self, index: int) -> str:

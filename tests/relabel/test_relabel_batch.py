@@ -39,7 +39,7 @@ def batch(digits_data):
 
 
 def _torchattacks_style(module, x, targets, alpha=50.0, max_iter=300):
-    """A plain torch loop as a torchattacks user writes it around ``model.module``: the images go to the
+    """A plain torch loop as a torchattacks user writes it around ``model.blob_module``: the images go to the
     net's input (grey 0..255 minus the mean), sign steps of alpha/255 grey levels toward the target,
     clamp to the pixel range, each sample stops once it carries its target; back to [0, 1]."""
     mean = float(SPEC.mean[0])
@@ -64,7 +64,7 @@ def _torchattacks_style(module, x, targets, alpha=50.0, max_iter=300):
 def test_tensor_api_agrees_with_a_torchattacks_style_loop(engine_model, batch):
     x, targets = batch
     xt = torch.from_numpy(x)
-    ref, ref_iters, ref_ok = _torchattacks_style(engine_model.module, xt, targets)
+    ref, ref_iters, ref_ok = _torchattacks_style(engine_model.blob_module, xt, targets)
     got = Relabeller(engine_model, max_distortion=None, max_iter=300, batch_size=3).relabel_batch(xt, targets)
     assert got.success.tolist() == ref_ok.tolist() and sum(ref_ok.tolist()) >= 6
     assert got.iterations.tolist() == ref_iters.tolist()
@@ -221,8 +221,11 @@ def test_run_batch_takes_numpy_targets(engine_model, batch):
     assert [r.target for r in results] == targets[:3]
 
 
-def test_module_is_the_engines_network(engine_model):
-    assert isinstance(engine_model.module, torch.nn.Module) and engine_model.module is engine_model.classifier.net
+def test_blob_module_is_the_engines_network_and_module_wraps_it(engine_model):
+    net = engine_model.classifier.net
+    assert isinstance(engine_model.blob_module, torch.nn.Module) and engine_model.blob_module is net
+    assert isinstance(engine_model.module, torch.nn.Module) and engine_model.module.net is net
+    assert engine_model.module is engine_model.module  # one module, so .to() and hooks stick
 
 
 @requires_pycaffe
@@ -230,6 +233,8 @@ def test_pycaffe_says_why_it_has_no_module():
     clf = load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="pycaffe")
     with pytest.raises(BackendUnavailableError, match="real Caffe.*backend='engine'"):
         Model(clf, SPEC).module
+    with pytest.raises(BackendUnavailableError, match="real Caffe.*backend='engine'"):
+        Model(clf, SPEC).blob_module
 
 
 def test_reprs_are_short(engine_model, batch):
