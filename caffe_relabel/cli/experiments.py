@@ -76,7 +76,8 @@ def _relabel_args(p: argparse.ArgumentParser, cap: Optional[float]) -> None:
 
 
 def _sources_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sources", help="folder of class subfolders, or a list file of 'path label' lines "
+    p.add_argument("--sources", help="folder of class subfolders or of <wnid>_*.JPEG files, a folder with its val.txt, "
+                                     "or a list file of 'path label' lines "
                                      "(default: the test digits, or for ImageNet models the photos bundled with scikit-image, "
                                      "scikit-learn and matplotlib, six crops each)")
 
@@ -99,7 +100,8 @@ def register(subparsers: Any) -> None:
     _relabel_args(p, 0.01)
     _sources_arg(p)
     p.add_argument("--store", help="SQLite results file (default OUT/sweep.sqlite, or one per shard with --dask)")
-    p.add_argument("--per-class", type=positive_int, help="exemplars per class (the paper: 10)")
+    p.add_argument("--per-class", type=positive_int,
+                   help="a seeded sample of this many images per class (default: every image; the paper: 10)")
     p.add_argument("--targets", type=_index_list, help="only these target classes, e.g. 0,3,5")
     p.add_argument("--targets-per-source", type=positive_int, help="a seeded sample of this many targets per source")
     p.add_argument("--shard", default="0/1", type=_shard, help="run shard i of n (0 <= i < n), e.g. 2/8 (default 0/1)")

@@ -154,6 +154,11 @@ class SweepStore:
         with self._sql():
             return {r[0] for r in self._db.execute("SELECT target FROM results WHERE source = ?", (source,))}
 
+    def is_empty(self) -> bool:
+        """No result stored yet (one row read, where COUNT(*) would read them all)."""
+        with self._sql():
+            return self._db.execute("SELECT 1 FROM results LIMIT 1").fetchone() is None
+
     def add(self, result: StoredResult) -> None:
         """Store one result, committed when this returns; a pair already present is left alone."""
         with self._sql():
@@ -280,6 +285,11 @@ class GroupWriter:
         self._since = 0.0
         #: Results committed through this writer that were new to the store.
         self.added = 0
+
+    def is_empty(self) -> bool:
+        """No result stored yet (one row read, where COUNT(*) would read them all)."""
+        with self._sql():
+            return self._db.execute("SELECT 1 FROM results LIMIT 1").fetchone() is None
 
     def add(self, result: StoredResult) -> None:
         if not self._open:
