@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 from caffe_relabel.errors import ArgumentError
+from caffe_relabel.files import strict_json
 from caffe_relabel.experiments.common import Stats
 from caffe_relabel.cli.exits import EXIT_OK
 from caffe_relabel.cli.options import add_relabel_options, finite_float, natural_int, positive_float, positive_int, settings_from
@@ -199,7 +199,7 @@ def _text(value: Any, indent: str = "") -> list[str]:
 
 
 def _print(result: Any, as_json: bool) -> None:
-    print(json.dumps(_plain(result)) if as_json else "\n".join(_text(result)))
+    print(strict_json.dumps(_plain(result)) if as_json else "\n".join(_text(result)))
 
 
 class _Bar:

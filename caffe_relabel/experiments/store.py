@@ -214,6 +214,15 @@ class SweepStore:
                                    (mean, mean)).fetchone()[0]
         return int(n), float(mean), math.sqrt(var), float(lo), float(hi)
 
+    def success_values(self, column: str) -> list[float]:
+        """Every success's ``distortion`` or ``iterations``, ordered by (source, target): a merged store gives the same list."""
+        if column not in ("distortion", "iterations"):
+            raise ArgumentError(f"expected distortion or iterations, got {column!r}")
+        self._check_rows()
+        with self._sql():
+            rows = self._db.execute(f"SELECT {column} FROM results WHERE success ORDER BY source, target")
+            return [r[0] for r in rows]
+
     def lowest_target_rates(self, limit: int) -> list[tuple[int, float, int]]:
         """[(target, success rate, results)] for the ``limit`` targets with the lowest rates, lowest first."""
         self._check_rows()

@@ -27,7 +27,7 @@ class StoreIdentity:
 
     def to_json(self) -> str:
         return json.dumps({"model": self.model, "backend": self.backend, "settings": self.settings.as_dict()},
-                          sort_keys=True)
+                          sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> "StoreIdentity":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 from caffe_relabel.experiments.common import top_k
+from caffe_relabel.files import strict_json
 from caffe_relabel.relabel.relabeller import RelabelResult, StopReason
 
 
@@ -114,7 +115,7 @@ KINDS: dict[str, Kind] = {
     # CASE, not AND: SQLite may evaluate json_type() first, which raises on text that is not JSON.
     "list": Kind("TEXT", "CASE WHEN typeof({c}) = 'text' AND json_valid({c}) THEN json_type({c}) = 'array' ELSE 0 END",
                  _is_top5,
-                 "JSON [[class, probability], ...]", json.dumps, json.loads),
+                 "JSON [[class, probability], ...]", strict_json.dumps, json.loads),
 }
 
 

@@ -162,7 +162,7 @@ def digit_pngs(tmp_path_factory, digits_data):
 
 
 def test_cli_sweeps_a_flat_folder_named_by_class(digit_pngs, tmp_path, digits_data):
-    import json
+    from tests.files.test_strict_json import strict_loads
 
     done = subprocess.run([sys.executable, "-c", "import sys; from caffe_relabel.cli.main import main; "
                            "sys.exit(main(sys.argv[1:]))", "experiment", "sweep", "-m", "digits", "--sources",
@@ -172,7 +172,8 @@ def test_cli_sweeps_a_flat_folder_named_by_class(digit_pngs, tmp_path, digits_da
     assert done.returncode == 0, done.stderr
     labels = {int(digits_data["labels"][i]) for i in range(2)}
     pairs = sum(len({0, 1} - {label}) for label in labels)
-    assert json.loads(done.stdout)["planned"] == json.loads(done.stdout)["summary"]["pairs"] == pairs
+    data = strict_loads(done.stdout)  # --json is strict JSON: no NaN where nothing succeeded
+    assert data["planned"] == data["summary"]["pairs"] == pairs
 
 
 @pytest.mark.parametrize("content, message", [
