@@ -18,7 +18,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from caffe_relabel.files.atomic_write import make_dir
+from caffe_relabel.files.folder_lock import folder_lock
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError
 from caffe_relabel.relabel.settings import RelabelSettings
 from caffe_relabel.experiments import limitations, plots, relabel_examples, svm, synthesis
@@ -114,17 +114,20 @@ def build_report(
     """
     if mode not in MODES:
         raise ArgumentError(f"expected mode one of {', '.join(MODES)}, got {mode!r}")
+    if not str(out_dir):  # Path("") is the current folder: a report would land among the user's files
+        raise ArgumentError("expected an output folder for the report, got ''")
     out = Path(out_dir)
-    make_dir(out)
     names = [models] if isinstance(models, str) else list(models)
-    nets = [open_model(m, backend) for m in names]
-    backends = ", ".join(dict.fromkeys(n.classifier.backend_name for n in nets))
-    devices = ", ".join(dict.fromkeys(str(getattr(n.classifier, "device", "cpu")) for n in nets))
-    called = command_line or f"build_report({str(out)!r}, {names!r}, mode={mode!r}, sources={sources!r}, seed={seed})"
-    result = ReportResult(out / "report.md", out / "report.html", collect(backends, devices, seed, called))
-    for net in nets:
-        _run_model(net, out, mode, sources, batch_size, note, seed, result)
-    write_pages(result, ", ".join(names), mode, sources)
+    # One report at a time in a folder: another one refuses at once instead of overwriting this one's files.
+    with folder_lock(out, "report folder"):
+        nets = [open_model(m, backend) for m in names]
+        backends = ", ".join(dict.fromkeys(n.classifier.backend_name for n in nets))
+        devices = ", ".join(dict.fromkeys(str(getattr(n.classifier, "device", "cpu")) for n in nets))
+        called = command_line or f"build_report({str(out)!r}, {names!r}, mode={mode!r}, sources={sources!r}, seed={seed})"
+        result = ReportResult(out / "report.md", out / "report.html", collect(backends, devices, seed, called))
+        for net in nets:
+            _run_model(net, out, mode, sources, batch_size, note, seed, result)
+        write_pages(result, ", ".join(names), mode, sources)
     return result
 
 

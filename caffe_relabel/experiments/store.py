@@ -263,6 +263,10 @@ class SweepStore:
             try:
                 # Fold the WAL into the file: a closed store is one self-contained file to copy.
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                # And leave WAL mode: a reader (mode=ro) of a WAL store makes -wal and -shm files
+                # it cannot remove. Another connection still open keeps WAL; its own close retries.
+                self._db.execute("PRAGMA busy_timeout = 100")
+                self._db.execute("PRAGMA journal_mode = DELETE")
             except sqlite3.DatabaseError:
                 pass  # a damaged store was reported by the call that found it
         self._db.close()

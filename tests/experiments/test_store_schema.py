@@ -100,3 +100,17 @@ def test_the_sql_check_and_the_python_check_agree_on_sound_rows():
     assert db.execute(f"SELECT COUNT(*) FROM results WHERE {store_schema.UNSOUND}").fetchone()[0] == 0
     db.execute("UPDATE results SET success = 2")
     assert db.execute(f"SELECT COUNT(*) FROM results WHERE {store_schema.UNSOUND}").fetchone()[0] == 1
+
+
+def test_a_closed_store_read_again_leaves_no_journal_files(tmp_path):
+    # A report reads its sweep stores after writing them: a WAL store read with mode=ro left -wal and -shm.
+    with SweepStore(tmp_path / "s.sqlite", IDENTITY) as db:
+        db.add(_row(0))
+    with SweepStore(tmp_path / "s.sqlite") as db:
+        assert db.count() == 1 and db.read_only
+    summarize(tmp_path / "s.sqlite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+    with SweepStore(tmp_path / "s.sqlite", IDENTITY) as db:  # written again: WAL while open
+        assert db._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.add(_row(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]

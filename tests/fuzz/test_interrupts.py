@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from caffe_relabel.cli import EXIT_INTERRUPTED
+from caffe_relabel.files.folder_lock import LOCK_NAME
 from tests.fuzz.conftest import COUNTS
 from tests.fuzz.interrupt_child import STARTED_MARK
 from tests.waiting import wait_for
@@ -29,6 +30,8 @@ LOOP = "caffe_relabel.relabel.relabeller:Relabeller._iterate"
 EXIT_WITHIN = 30.0
 # Inside scikit-learn's training loop, which catches KeyboardInterrupt: called once per mini-batch.
 MLP_EPOCH = "sklearn.neural_network:MLPClassifier._backprop"
+# Saving a figure: matplotlib's savefig, writing into the figure's temporary file.
+FIGURE = "matplotlib.figure:Figure.savefig"
 
 CASES = {
     "relabel": (LOOP, ["relabel", "{digit}", "-m", "digits", "-t", "3", "--max-iter", "100000", "--max-distortion", "none",
@@ -44,6 +47,11 @@ CASES = {
     "report quick": (LOOP, ["report", "--quick", "-m", "digits", "--out", "{out}", "-q"]),
     "report quick mlp": (MLP_EPOCH,
                          ["report", "--quick", "-m", "digits", "--out", "{out}", "-q"]),
+    # Inside the report's sweep (its stores open) and while it saves a figure (issue 24).
+    "report quick sweep": ("caffe_relabel.experiments.sweep:store_results",
+                           ["report", "--quick", "-m", "digits", "--out", "{out}", "-q"]),
+    "report quick figure": (FIGURE, ["report", "--quick", "-m", "digits", "--out", "{out}", "-q"]),
+    "examples figure": (FIGURE, ["experiment", "examples", "--n", "4", "--out", "{out}", "-q"]),
     "sweep dask local": ("distributed:Client.gather",
                          ["experiment", "sweep", "--dask", "local", "--shards", "2", "--per-class", "5", "--out",
                           "{out}", "-q"]),
@@ -73,10 +81,12 @@ def interrupted_run(marker: str, argv: list[str], env: dict) -> tuple[int, float
 
 
 def _partial_files(out: Path) -> list[str]:
-    """Files that are not whole: temporaries left behind, PNGs without their end chunk."""
+    """Files that are not whole: temporaries left behind, PNGs without their end chunk, a store's open
+    journal (-wal, -shm) or a folder's lock file."""
     bad = []
     for f in out.rglob("*") if out.exists() else []:
-        if f.is_file() and (".part" in f.name or f.name.startswith(".") or f.name.endswith(".tmp")):
+        if f.is_file() and (".part" in f.name or f.name.startswith(".") or f.name.endswith((".tmp", "-wal", "-shm"))
+                            or f.name == LOCK_NAME):
             bad.append(f.name)
         elif f.suffix == ".png" and not f.read_bytes().endswith(b"IEND\xaeB`\x82"):
             bad.append(f.name)
