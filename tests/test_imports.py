@@ -89,7 +89,7 @@ def test_the_walk_sees_imports_and_would_see_a_cycle() -> None:
     graph = _graph()
     # Relative, absolute, package-level and function-level imports are all read.
     assert "caffe_relabel.relabel.settings" in graph["caffe_relabel.relabel.relabeller"]
-    assert "caffe_relabel.cli.exits" in graph["caffe_relabel.experiments.__main__"]
+    assert "caffe_relabel.cli.main" in graph["caffe_relabel.experiments.__main__"]
     assert "caffe_relabel.models.convert.efficientnet_lite_torch" in graph["caffe_relabel.models.convert.efficientnet_lite"]
     assert "caffe_relabel.experiments.plots" in graph["caffe_relabel.experiments.svm"]
     graph["caffe_relabel.relabel.batch_input"] = graph["caffe_relabel.relabel.batch_input"] | {"caffe_relabel.relabel.relabeller"}

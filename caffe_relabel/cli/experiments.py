@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 from caffe_relabel.errors import ArgumentError
+from caffe_relabel.files import strict_json
 from caffe_relabel.experiments.common import Stats
 from caffe_relabel.cli.exits import EXIT_OK
 from caffe_relabel.cli.options import add_relabel_options, finite_float, natural_int, positive_float, positive_int, settings_from
@@ -76,7 +76,8 @@ def _relabel_args(p: argparse.ArgumentParser, cap: Optional[float]) -> None:
 
 
 def _sources_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sources", help="folder of class subfolders, or a list file of 'path label' lines "
+    p.add_argument("--sources", help="folder of class subfolders or of <wnid>_*.JPEG files, a folder with its val.txt, "
+                                     "or a list file of 'path label' lines "
                                      "(default: the test digits, or for ImageNet models the photos bundled with scikit-image, "
                                      "scikit-learn and matplotlib, six crops each)")
 
@@ -99,7 +100,8 @@ def register(subparsers: Any) -> None:
     _relabel_args(p, 0.01)
     _sources_arg(p)
     p.add_argument("--store", help="SQLite results file (default OUT/sweep.sqlite, or one per shard with --dask)")
-    p.add_argument("--per-class", type=positive_int, help="exemplars per class (the paper: 10)")
+    p.add_argument("--per-class", type=positive_int,
+                   help="a seeded sample of this many images per class (default: every image; the paper: 10)")
     p.add_argument("--targets", type=_index_list, help="only these target classes, e.g. 0,3,5")
     p.add_argument("--targets-per-source", type=positive_int, help="a seeded sample of this many targets per source")
     p.add_argument("--shard", default="0/1", type=_shard, help="run shard i of n (0 <= i < n), e.g. 2/8 (default 0/1)")
@@ -197,7 +199,7 @@ def _text(value: Any, indent: str = "") -> list[str]:
 
 
 def _print(result: Any, as_json: bool) -> None:
-    print(json.dumps(_plain(result)) if as_json else "\n".join(_text(result)))
+    print(strict_json.dumps(_plain(result)) if as_json else "\n".join(_text(result)))
 
 
 class _Bar:

@@ -13,61 +13,27 @@ several images per class) is listed with the reason instead of a number.
 
 from __future__ import annotations
 
-import base64
-import html
 import os
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from caffe_relabel.files.atomic_write import make_dir, write_text
+from caffe_relabel.files.folder_lock import folder_lock
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError
 from caffe_relabel.relabel.settings import RelabelSettings
 from caffe_relabel.experiments import limitations, plots, relabel_examples, svm, synthesis
 from caffe_relabel.experiments import sweep as sweep_mod
 from caffe_relabel.experiments.common import UNCAPPED, Stats, open_model
 from caffe_relabel.experiments.intervals import Interval, format_mean, format_rate, wilson
-from caffe_relabel.experiments.provenance import Provenance, collect
+from caffe_relabel.experiments.provenance import collect
+from caffe_relabel.experiments.report_pages import Claim, Figure, ReportResult, write_pages
+from caffe_relabel.experiments.sources import by_class, load_sources
 from caffe_relabel.experiments.store import SweepStore
 
 #: note(message): told when each experiment starts.
 NoteFn = Callable[[str], None]
 
 MODES = ("quick", "full", "paper")
-
-#: The paper's network and data; a row on anything else says so in the header.
-PAPER_MODEL = "bvlc_googlenet"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One row of the table."""
-
-    claim: str
-    paper: str
-    ours: str
-    model_data: str
-    command: str
-    deviations: tuple[str, ...] = ()  # where this row's setting is not the paper's; empty: the paper's own
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A figure file and the caption that says which paper figure it reproduces."""
-
-    path: Path
-    caption: str
-
-
-@dataclass
-class ReportResult:
-    markdown: Path
-    html: Path
-    provenance: Provenance
-    claims: list[Claim] = field(default_factory=list)
-    figures: list[Figure] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # experiment -> why not run
 
 
 # Settings per (label set, mode). "paper": the paper's own where it applies.
@@ -148,17 +114,20 @@ def build_report(
     """
     if mode not in MODES:
         raise ArgumentError(f"expected mode one of {', '.join(MODES)}, got {mode!r}")
+    if not str(out_dir):  # Path("") is the current folder: a report would land among the user's files
+        raise ArgumentError("expected an output folder for the report, got ''")
     out = Path(out_dir)
-    make_dir(out)
     names = [models] if isinstance(models, str) else list(models)
-    nets = [open_model(m, backend) for m in names]
-    backends = ", ".join(dict.fromkeys(n.classifier.backend_name for n in nets))
-    devices = ", ".join(dict.fromkeys(str(getattr(n.classifier, "device", "cpu")) for n in nets))
-    called = command_line or f"build_report({str(out)!r}, {names!r}, mode={mode!r}, sources={sources!r}, seed={seed})"
-    result = ReportResult(out / "report.md", out / "report.html", collect(backends, devices, seed, called))
-    for net in nets:
-        _run_model(net, out, mode, sources, batch_size, note, seed, result)
-    _write(result, ", ".join(names), mode, sources)
+    # One report at a time in a folder: another one refuses at once instead of overwriting this one's files.
+    with folder_lock(out, "report folder"):
+        nets = [open_model(m, backend) for m in names]
+        backends = ", ".join(dict.fromkeys(n.classifier.backend_name for n in nets))
+        devices = ", ".join(dict.fromkeys(str(getattr(n.classifier, "device", "cpu")) for n in nets))
+        called = command_line or f"build_report({str(out)!r}, {names!r}, mode={mode!r}, sources={sources!r}, seed={seed})"
+        result = ReportResult(out / "report.md", out / "report.html", collect(backends, devices, seed, called))
+        for net in nets:
+            _run_model(net, out, mode, sources, batch_size, note, seed, result)
+        write_pages(result, ", ".join(names), mode, sources)
     return result
 
 
@@ -283,8 +252,15 @@ def _synthesis(net, out: Path, s: dict, relabel: RelabelSettings, seed: int) -> 
 
 def _svm(net, out: Path, s: dict, common: dict, relabel: RelabelSettings,
          data: str) -> tuple[list[Claim], list[Figure]]:
-    r = svm.run_svm(net, out, settings=relabel, **s, **common)
     cmd = command("svm", net.name, out, batch_size=relabel.batch_size, **s, **common)
+    row = "SVM tells relabelled from true (features before the last fully connected layer)"
+    largest = max(len(g) for g in by_class(load_sources(net, common["sources"], seed=common["seed"])).values())
+    why = svm.too_few_images(min(largest, s.get("n_train", PAPER_SVM["n_train"]) + s.get("n_test", PAPER_SVM["n_test"])))
+    if why is None:
+        r = svm.run_svm(net, out, settings=relabel, **s, **common)
+        why = svm.too_few_images(min(x.n_train + x.n_test for x in r.sets))
+    if why is not None:  # a number from a few images would read as a finding
+        return [Claim(row, f"{svm.PAPER_ACCURACY:.1%}", f"not measured: {why}", data, cmd)], []
     sizes = sorted({(x.n_train, x.n_test) for x in r.sets})
     off = []
     if r.accuracy.n != PAPER_SVM["sets"]:
@@ -327,65 +303,3 @@ def _limitations(net, out: Path, s: dict, common: dict, relabel: RelabelSettings
                         data, cmd, _alpha(relabel)))
     return claims, [Figure(path, _LIMIT_CAPTIONS.get(key, "Section 3.1 (no figure in the paper)."))
                     for key, path in r.figures.items()]
-
-
-_MODE_TEXT = {"quick": "quick settings (scaled down to minutes on a CPU)",
-              "full": "full settings (over a thousand relabellings for an ImageNet model)",
-              "paper": "the paper's settings"}
-
-
-def _setting(c: Claim) -> str:
-    return "the paper's" if not c.deviations else "NOT the paper's: " + "; ".join(c.deviations)
-
-
-def _write(result: ReportResult, model: str, mode: str, sources: "Optional[str | os.PathLike[str]]") -> None:
-    title = f"Confusing deep convolution networks by relabelling: reproduction on {model}"
-    prov = result.provenance.rows()
-    general = [f"Settings: {_MODE_TEXT[mode]}. Every measured number: estimate [95% interval] (n): Wilson for "
-               "rates, a seeded BCa bootstrap for means."]
-    if any(not m.startswith(PAPER_MODEL) for m in model.split(", ")):
-        general.append(f"Every row departs from the paper in its network ({model}; paper: BVLC GoogLeNet)"
-                       + (" and its data (the offline photo set; paper: ImageNet validation images)."
-                          if sources is None else f" (data: {sources})."))
-    header = ["claim", "paper", "ours", "setting", "model and data", "command"]
-    rows = [[c.claim, c.paper, c.ours, _setting(c), c.model_data, f"`{c.command}`"] for c in result.claims]
-    md = [f"# {title}", ""] + [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in prov] + [""]
-    md += general + ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    if result.skipped:
-        md += ["", "## Not run", ""] + [f"- {k}: {v}" for k, v in result.skipped.items()]
-    md += ["", "## Figures", ""]
-    for i, f in enumerate(result.figures, 1):
-        md += [f"![Figure {i}: {f.path.stem}]({f.path.name})", "", f"*{f.path.name}*: {f.caption}", ""]
-    write_text(result.markdown, "\n".join(md) + "\n", "report")
-
-    esc = html.escape
-    dl = "".join(f"<dt>{esc(k)}</dt><dd>{'<code>' + esc(v) + '</code>' if k == 'command' else esc(v)}</dd>"
-                 for k, v in prov)
-    cells = "".join(
-        f"<tr{' class=off' if c.deviations else ''}>" + "".join(f"<td>{esc(x.strip('`'))}</td>" for x in row) + "</tr>"
-        for c, row in zip(result.claims, rows))
-    skipped = "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in result.skipped.items())
-    index = "".join(f'<li><a href="#fig{i}">{esc(f.path.name)}</a>: {esc(f.caption)}</li>'
-                    for i, f in enumerate(result.figures, 1))
-    figs = "".join(f'<figure id="fig{i}"><img src="{_data_uri(f.path)}" alt="{esc(f.path.stem)}">'
-                   f"<figcaption><b>{esc(f.path.name)}</b>: {esc(f.caption)}</figcaption></figure>"
-                   for i, f in enumerate(result.figures, 1))
-    write_text(result.html,
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
-        "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #aaa;padding:4px;vertical-align:top;font-size:85%}tr.off td:nth-child(4){color:#a40}"
-        "td:last-child{font-family:monospace;font-size:75%;word-break:break-all}"
-        "dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}dt{font-weight:bold}dd{margin:0}"
-        "img{max-width:100%}figure{margin:1.5em 0;border-top:1px solid #ddd}</style></head>"
-        f"<body><h1>{esc(title)}</h1><dl>{dl}</dl>" + "".join(f"<p>{esc(g)}</p>" for g in general) + "<table><tr>"
-        + "".join(f"<th>{h}</th>" for h in header) + f"</tr>{cells}</table>"
-        + (f"<h2>Not run</h2><ul>{skipped}</ul>" if skipped else "")
-        + f"<h2>Figures</h2><ol>{index}</ol>{figs}</body></html>\n", "report")
-
-
-def _data_uri(path: Path) -> str:
-    """The file as a data: URI, so the HTML needs nothing beside it."""
-    kind = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
-    return f"data:{kind.get(path.suffix.lower(), 'application/octet-stream')};base64," \
-           + base64.b64encode(path.read_bytes()).decode("ascii")

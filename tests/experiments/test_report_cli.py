@@ -12,7 +12,7 @@ from caffe_relabel.experiments.report import SETTINGS, build_report
 
 TINY = {
     "examples": dict(n=2), "sweep": dict(per_class=1, targets_per_source=1, caps=(0.2,)), "synthesis": dict(n_targets=2),
-    "svm": dict(sets=1, n_train=3, n_test=3), "limitations": dict(n=3),
+    "svm": dict(sets=2, n_train=4, n_test=6), "limitations": dict(n=3),
 }
 
 

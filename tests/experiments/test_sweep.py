@@ -279,8 +279,20 @@ def test_resume_asks_the_store_once_per_source_through_its_index(tmp_path):
         plan = [row[3] for row in db._db.execute("EXPLAIN QUERY PLAN SELECT target FROM results WHERE source = ?", ("x",))]
     assert todo == {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 4))} - set(stored)
     lookups = [q for q in statements if q.startswith("SELECT target FROM results WHERE source")]
-    assert len(lookups) == 2 * len(sources) and len(statements) == len(lookups)
+    emptiness = [q for q in statements if q == "SELECT 1 FROM results LIMIT 1"]
+    assert len(lookups) == 2 * len(sources) and len(emptiness) == 1 and len(statements) == len(lookups) + 1
     assert any("USING COVERING INDEX" in p for p in plan), plan
+
+
+def test_a_new_store_is_counted_without_a_lookup_per_source(tmp_path):
+    # A million-line source list must start work within seconds: an empty store needs no lookups.
+    sources = _sources(6, 4)
+    with SweepStore(tmp_path / "s.sqlite", IDENTITY) as db:
+        statements = []
+        db._db.set_trace_callback(statements.append)
+        assert count_planned(db, plan_sources(sources, 4)) == (18, 0)
+        db._db.set_trace_callback(None)
+    assert statements == ["SELECT 1 FROM results LIMIT 1"]
 
 
 def test_a_resumed_sweep_runs_only_what_is_missing(tmp_path):
