@@ -5,123 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from caffe_relabel.numerics import MODES
-from caffe_relabel.errors import ArgumentError, CaffeRelabelError
+from caffe_relabel.errors import ArgumentError
 from caffe_relabel.cli.exits import EXIT_FAILED, EXIT_OK
-from caffe_relabel.cli.options import add_relabel_options, device, finite_float, natural_int, positive_float, positive_int, settings_from
+from caffe_relabel.cli.model_args import add_model_args, model_options
+from caffe_relabel.cli.options import add_relabel_options, finite_float, positive_int, settings_from
 
 if TYPE_CHECKING:
     from caffe_relabel.models.model import Model
-    from caffe_relabel.images.preprocess import InputSpec
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group(
-        "model",
-        "A zoo model (--model) knows its input. A --prototxt net's input transform is Caffe's: "
-        "blob = (pixel * raw_scale - mean) * input_scale, pixel in [0, 1], resized (--resize) and "
-        "centre-cropped to the net's input size; from --train-val's transform_param, or from the options below "
-        "(which win over it). Options spelled as Caffe's classify.py spells them work too (--raw_scale, ...).",
-    )
-    g.add_argument("--model", "-m", default="bvlc_googlenet", help="zoo model name (default bvlc_googlenet); see `models list`")
-    g.add_argument("--prototxt", help="a deploy prototxt (instead of --model)")
-    g.add_argument("--weights", help="the caffemodel for --prototxt")
-    g.add_argument("--train-val", "--train_val", dest="train_val", metavar="PROTOTXT",
-                   help="the train_val prototxt the net was trained with: its TEST-phase transform_param gives "
-                   "mean_value or mean_file, scale (as --input-scale) and crop_size (must be the input size); "
-                   "mirror is ignored (a training augmentation)")
-    g.add_argument("--mean", help="per-channel mean in the net's channel order on the raw scale, e.g. 104,117,123")
-    g.add_argument("--mean-file", "--mean_file", dest="mean_file", help="a mean binaryproto")
-    g.add_argument("--raw-scale", "--raw_scale", dest="raw_scale", type=positive_float, default=None,
-                   help="the pixel range the mean is given in (default 255: 8-bit pixels)")
-    g.add_argument("--input-scale", "--input_scale", dest="input_scale", type=positive_float, default=None,
-                   help="multiplies the blob after the mean is subtracted: Caffe's transform_param scale, "
-                   "e.g. 0.00390625 for LeNet, 0.017 for MobileNet (default 1)")
-    g.add_argument("--channel-order", choices=["BGR", "RGB", "GREY"], default="BGR",
-                   help="the net's channel order (default BGR; classify.py's --channel_swap 2,1,0 is BGR)")
-    g.add_argument("--resize", type=natural_int, default=256,
-                   help="shorter side before the centre crop to the input size, 0 = resize straight to the input size (default 256)")
-    g.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
-    g.add_argument("--device", type=device, default="cpu", help="cpu, gpu:N (default cpu)")
-    g.add_argument("--engine-mode", choices=MODES, default="faithful",
-                   help="the engine's numerics: faithful (default: Caffe's algorithms, im2col convolutions on CPU), "
-                   "fast (channels-last oneDNN on CPU; TF32 and cuDNN autotuning on GPU), fast-bf16 (GPU bfloat16). "
-                   "With --backend auto, a mode other than faithful picks the engine")
-
-
-# The transform options only a --prototxt net takes (a zoo model knows its input).
-_TRANSFORM_OPTIONS = (("train_val", "--train-val"), ("mean", "--mean"), ("mean_file", "--mean-file"),
-                      ("raw_scale", "--raw-scale"), ("input_scale", "--input-scale"))
 
 
 def _load(args: argparse.Namespace) -> "Model":
-    from caffe_relabel.models.model import Model, load_model
+    from caffe_relabel.models.model import load_model
 
-    if args.prototxt is None:
-        if args.weights is not None:
-            raise CaffeRelabelError("--weights needs --prototxt")
-        given = [flag for name, flag in _TRANSFORM_OPTIONS if getattr(args, name) is not None]
-        if given:
-            raise ArgumentError(f"{', '.join(given)}: only with --prototxt (zoo model {args.model!r} knows its input)")
-        return load_model(args.model, backend=args.backend, device=args.device, mode=args.engine_mode)
-    if args.weights is None:
-        raise CaffeRelabelError("--prototxt needs --weights")
-    from caffe_relabel.backends import load_classifier
-
-    clf = load_classifier(args.prototxt, args.weights, backend=args.backend, device=args.device,
-                          mode=args.engine_mode)
-    spec = _input_spec(args, clf.input_shape)
-    try:
-        return Model(clf, spec, Path(args.prototxt).name, *_labels(clf.num_classes))
-    except ValueError as e:
-        raise CaffeRelabelError(f"{args.prototxt}: {e}") from None
-
-
-def _input_spec(args: argparse.Namespace, shape: "tuple[int, int, int]") -> "InputSpec":
-    """The --prototxt net's input transform: --train-val's transform_param, overridden by the options given."""
-    import dataclasses
-
-    from caffe_relabel.images.preprocess import InputSpec
-
-    _, h, w = shape
-    if args.mean and args.mean_file:
-        raise ArgumentError("--mean and --mean-file: expected one of them")
-    mean = None
-    if args.mean_file:
-        from caffe_relabel.netdef.proto import read_mean
-
-        mean = read_mean(args.mean_file)
-    elif args.mean:
-        try:
-            mean = tuple(float(v) for v in args.mean.split(","))
-        except ValueError:
-            raise ArgumentError(f"--mean: expected comma-separated numbers, got {args.mean!r}") from None
-    elif args.train_val is None:
-        raise CaffeRelabelError("--prototxt needs --mean B,G,R, --mean-file or --train-val (the net's input mean)")
-    raw_scale = 255.0 if args.raw_scale is None else args.raw_scale
-    try:
-        if args.train_val is not None:
-            spec = InputSpec.from_transform_param(args.train_val, (h, w), channel_order=args.channel_order,
-                                                  resize=args.resize or None, raw_scale=raw_scale)
-            changes = {"mean": mean, "input_scale": args.input_scale}
-            spec = dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
-        else:
-            spec = InputSpec(size=(h, w), channel_order=args.channel_order, mean=mean, resize=args.resize or None,
-                             raw_scale=raw_scale, input_scale=1.0 if args.input_scale is None else args.input_scale)
-    except ArgumentError as e:
-        raise ArgumentError(f"--mean/--channel-order: {e}") from None
-    return spec
-
-
-def _labels(num_classes: int) -> tuple:
-    from caffe_relabel.models import zoo
-
-    if num_classes == 1000:
-        return zoo.class_names("imagenet"), "imagenet"
-    return None, None
+    return load_model(model_options(args))
 
 
 def _fmt(model, index: int, prob: float) -> str:
@@ -129,20 +27,16 @@ def _fmt(model, index: int, prob: float) -> str:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from caffe_relabel.images.preprocess import fit, image_to_blob, load_image
+    from caffe_relabel.images.preprocess import load_image
 
     image = load_image(args.image)  # the user's file first: cheap, and the likeliest mistake
     model = _load(args)
-    blob = image_to_blob(fit(image, model.input), model.input)
-    probs = model.classifier.forward(blob[None])[0]
-    top = np.argsort(-probs)[: args.top]
+    top = model.predict(image).top(args.top)
     if args.json:
-        print(json.dumps([{"class": int(i), "name": model.class_name(int(i)), "prob": float(probs[i])} for i in top]))
+        print(json.dumps([{"class": i, "name": model.class_name(i), "prob": p} for i, p in top]))
     else:
-        for i in top:
-            print(_fmt(model, int(i), float(probs[i])))
+        for i, p in top:
+            print(_fmt(model, i, p))
     return EXIT_OK
 
 
@@ -218,7 +112,7 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("image")
     p.add_argument("--top", type=positive_int, default=5, help="how many classes to print (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("relabel", help="relabel an image to a target class")
@@ -237,5 +131,5 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--confidence", type=finite_float, default=0.0, help="also require the target's probability to reach this (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_relabel)

@@ -5,11 +5,36 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
 
 from caffe_relabel.backends import Classifier, load_classifier
 from caffe_relabel.errors import ArgumentError, ModelNotFoundError
-from caffe_relabel.images.preprocess import InputSpec
+from caffe_relabel.images.preprocess import ImageLike, InputSpec, fit, image_to_blob, load_image
+
+if TYPE_CHECKING:
+    from caffe_relabel.models.options import ModelOptions
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's class probabilities, and its top-1 label."""
+
+    probabilities: np.ndarray  # K, float32
+
+    @property
+    def label(self) -> int:
+        return int(self.probabilities.argmax())
+
+    @property
+    def prob(self) -> float:
+        return float(self.probabilities[self.label])
+
+    def top(self, k: int = 5) -> list[tuple[int, float]]:
+        """The ``k`` most probable classes as (index, probability), best first (ties: lower index first)."""
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(int(i), float(self.probabilities[i])) for i in order]
 
 
 @dataclass(frozen=True)
@@ -21,6 +46,7 @@ class Model:
     name: str = "custom"
     class_names: Optional[tuple[str, ...]] = None
     label_set: Optional[str] = None  # "imagenet", "digits" or None
+    class_ids: Optional[tuple[str, ...]] = None  # a labels file's first words (WordNet ids in synset_words.txt)
 
     def __post_init__(self) -> None:
         if tuple(self.classifier.input_shape) != self.input.shape:
@@ -30,6 +56,10 @@ class Model:
         if self.class_names is not None and len(self.class_names) != self.classifier.num_classes:
             raise ArgumentError(
                 f"{len(self.class_names)} class names given for a network with {self.classifier.num_classes} classes"
+            )
+        if self.class_ids is not None and len(self.class_ids) != self.classifier.num_classes:
+            raise ArgumentError(
+                f"{len(self.class_ids)} class ids given for a network with {self.classifier.num_classes} classes"
             )
 
     def __repr__(self) -> str:
@@ -46,6 +76,20 @@ class Model:
         (engine); otherwise a BackendUnavailableError saying why."""
         return self.classifier.module
 
+    def predict(self, image: ImageLike) -> Prediction:
+        """The class probabilities of one image (a file or an H x W x C array in [0, 1]), fitted to the input
+        as every command does (resize, centre crop)."""
+        return self.predict_many([image])[0]
+
+    def predict_many(self, images: Sequence[ImageLike], batch_size: int = 16) -> list[Prediction]:
+        """:meth:`predict` for each image, run ``batch_size`` at a time."""
+        out: list[Prediction] = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            blobs = np.stack([image_to_blob(fit(load_image(im), self.input), self.input) for im in chunk])
+            out += [Prediction(p) for p in self.classifier.forward(blobs)]
+        return out
+
     def class_name(self, index: int) -> str:
         return self.class_names[index] if self.class_names is not None else str(index)
 
@@ -56,6 +100,8 @@ class Model:
         if self.label_set is not None:
             return resolve_class(target, self.label_set)
         if self.class_names is not None and isinstance(target, str) and not target.strip().isdigit():
+            if self.class_ids is not None and target in self.class_ids:
+                return self.class_ids.index(target)
             if target in self.class_names:
                 return self.class_names.index(target)
             close = difflib.get_close_matches(target, self.class_names, n=5)
@@ -70,7 +116,7 @@ class Model:
 
 
 def load_model(
-    name_or_prototxt: "str | os.PathLike[str]",
+    name_or_prototxt: "str | os.PathLike[str] | ModelOptions",
     weights: "Optional[str | os.PathLike[str]]" = None,
     *,
     input_spec: Optional[InputSpec] = None,
@@ -78,11 +124,19 @@ def load_model(
     device: str = "cpu",
     mode: str = "faithful",
 ) -> Model:
-    """A zoo model by name, or any prototxt + caffemodel (then ``input_spec`` says its input).
+    """A zoo model by name, or any prototxt + caffemodel (then ``input_spec`` says its input);
+    or, given :class:`~caffe_relabel.models.options.ModelOptions`, the model they describe (every
+    option the command line takes: input transform, labels file, backend, device, numerics).
 
     ``backend``, ``device`` and ``mode``: as :func:`caffe_relabel.backends.load_classifier`.
     """
     from caffe_relabel.models import zoo
+    from caffe_relabel.models.options import ModelOptions, load_from_options
+
+    if isinstance(name_or_prototxt, ModelOptions):
+        if weights is not None or input_spec is not None:
+            raise ArgumentError("load_model(ModelOptions): weights and input_spec are fields of the options")
+        return load_from_options(name_or_prototxt)
 
     name = str(name_or_prototxt)
     if weights is None and name in zoo.MODELS:

@@ -56,9 +56,7 @@ def check_saved(model: Model, path: "str | os.PathLike[str]", target: int, confi
                 away: bool = False) -> SavedCheck:
     """Read ``path`` back as `classify` would and say whether it still carries ``target``
     (``away``: whether it is still anything but ``target``, the original label of an untargeted run)."""
-    from caffe_relabel.images.preprocess import fit, image_to_blob, load_image
-
-    probs = model.classifier.forward(image_to_blob(fit(load_image(path), model.input), model.input)[None])[0]
+    probs = model.predict(path).probabilities
     label = int(probs.argmax())
     return SavedCheck(Path(path), is_lossy(path), int(target), float(confidence), label, float(probs[label]),
                       float(probs[target]), away)

@@ -1,0 +1,141 @@
+"""Every option that names a model, as one record, and the one function that loads a Model from it.
+
+The command line's model options map field for field onto :class:`ModelOptions`
+(``--train-val`` is ``train_val``, ``--engine-mode`` is ``numerics``), so the
+CLI, the experiments and a Python user build a model the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from caffe_relabel.errors import ArgumentError, CaffeRelabelError
+from caffe_relabel.images.preprocess import InputSpec
+
+if TYPE_CHECKING:
+    from caffe_relabel.backends import Classifier
+    from caffe_relabel.models.model import Model
+
+#: ``random:<zoo name>``: the zoo net with seeded random weights (see caffe_relabel.models.testmodels).
+RANDOM_PREFIX = "random:"
+
+DEFAULT_MODEL = "bvlc_googlenet"
+
+# The transform options only a prototxt net takes (a zoo model knows its input), with their flags.
+_TRANSFORM_OPTIONS = (("train_val", "--train-val"), ("mean", "--mean"), ("mean_file", "--mean-file"),
+                      ("raw_scale", "--raw-scale"), ("input_scale", "--input-scale"))
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """A zoo model by name, or a deploy prototxt + caffemodel with its input transform; where it runs.
+
+    The transform of a prototxt net is Caffe's: blob = (pixel * raw_scale - mean) * input_scale,
+    from ``train_val``'s TEST-phase transform_param, overridden by the fields given.
+    ``labels``: a synset_words.txt-style file of class names (any model).
+    ``numerics``: the engine's (:data:`caffe_relabel.numerics.NUMERICS`).
+    """
+
+    model: str = DEFAULT_MODEL  # zoo name or random:<zoo name>; ignored with a prototxt
+    prototxt: Optional[str] = None
+    weights: Optional[str] = None
+    train_val: Optional[str] = None
+    mean: Optional[Sequence[float]] = None  # per channel, the net's channel order, on the raw scale
+    mean_file: Optional[str] = None
+    raw_scale: Optional[float] = None  # None: 255
+    input_scale: Optional[float] = None  # None: train_val's scale, else 1
+    channel_order: str = "BGR"
+    resize: Optional[int] = 256  # None or 0: straight to the input size
+    labels: Optional[str] = None
+    backend: str = "auto"
+    device: str = "cpu"
+    numerics: str = "faithful"
+
+    def check(self) -> None:
+        """Refuse combinations that cannot name one model (before anything is loaded)."""
+        if self.prototxt is None:
+            if self.weights is not None:
+                raise CaffeRelabelError("--weights needs --prototxt")
+            given = [flag for name, flag in _TRANSFORM_OPTIONS if getattr(self, name) is not None]
+            if given:
+                raise ArgumentError(f"{', '.join(given)}: only with --prototxt (zoo model {self.model!r} knows its input)")
+            return
+        if self.weights is None:
+            raise CaffeRelabelError("--prototxt needs --weights")
+        if self.mean is not None and self.mean_file is not None:
+            raise ArgumentError("--mean and --mean-file: expected one of them")
+        if self.mean is None and self.mean_file is None and self.train_val is None:
+            raise CaffeRelabelError("--prototxt needs --mean B,G,R, --mean-file or --train-val (the net's input mean)")
+
+    def input_spec(self, shape: "tuple[int, int, int]") -> InputSpec:
+        """A prototxt net's input transform for its input ``shape`` (C, H, W)."""
+        _, h, w = shape
+        mean = self.mean
+        if self.mean_file is not None:
+            from caffe_relabel.netdef.proto import read_mean
+
+            mean = read_mean(self.mean_file)
+        raw_scale = 255.0 if self.raw_scale is None else self.raw_scale
+        try:
+            if self.train_val is not None:
+                spec = InputSpec.from_transform_param(self.train_val, (h, w), channel_order=self.channel_order,
+                                                      resize=self.resize or None, raw_scale=raw_scale)
+                changes = {"mean": mean, "input_scale": self.input_scale}
+                return dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
+            return InputSpec(size=(h, w), channel_order=self.channel_order, mean=tuple(mean), resize=self.resize or None,
+                             raw_scale=raw_scale, input_scale=1.0 if self.input_scale is None else self.input_scale)
+        except ArgumentError as e:
+            raise ArgumentError(f"--mean/--channel-order: {e}") from None
+
+    def files(self) -> tuple[Path, ...]:
+        """The user's files these options name (prototxt, weights, train_val, mean file, labels), as given."""
+        names = (self.prototxt, self.weights, self.train_val, self.mean_file, self.labels)
+        return tuple(Path(n) for n in names if n is not None)
+
+
+def load_from_options(options: ModelOptions) -> "Model":
+    """The Model ``options`` describe; its errors name the option or file at fault."""
+    from caffe_relabel.backends import load_classifier
+    from caffe_relabel.models import zoo
+    from caffe_relabel.models.model import Model
+
+    options.check()
+    run = dict(backend=options.backend, device=options.device, mode=options.numerics)
+    if options.prototxt is None:
+        name = options.model
+        zoo_name = name[len(RANDOM_PREFIX):] if name.startswith(RANDOM_PREFIX) else name
+        spec = zoo.get(zoo_name)  # raises with the closest known names
+        if zoo_name != name:
+            from caffe_relabel.models import testmodels
+
+            prototxt, weights = testmodels.random_model(zoo_name)
+        else:
+            prototxt, weights = zoo.prototxt_path(name), zoo.weights_path(name)
+        clf = load_classifier(prototxt, weights, **run)
+        names, ids, label_set = _labels(options.labels, clf, spec.classes)
+        return Model(clf, spec.input, name, names, label_set, ids)
+    clf = load_classifier(options.prototxt, options.weights, **run)
+    input_spec = options.input_spec(clf.input_shape)
+    names, ids, label_set = _labels(options.labels, clf, "imagenet" if clf.num_classes == 1000 else None)
+    try:
+        return Model(clf, input_spec, Path(options.prototxt).name, names, label_set, ids)
+    except ValueError as e:
+        raise CaffeRelabelError(f"{options.prototxt}: {e}") from None
+
+
+def _labels(path: "Optional[str | os.PathLike[str]]", clf: "Classifier", label_set: Optional[str]) -> tuple:
+    """(class names, class ids, label set): a labels file's, else the label set's (an ImageNet-sized net's)."""
+    from caffe_relabel.models import zoo
+
+    if path is not None:
+        from caffe_relabel.models.labels import read_labels
+
+        labels = read_labels(path, clf.num_classes)
+        return labels.names, labels.ids, None
+    if label_set is None:
+        return None, None, None
+    return zoo.class_names(label_set), None, label_set
