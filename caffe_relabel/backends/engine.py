@@ -30,7 +30,7 @@ from caffe_relabel.engine.spec import count
 class EngineClassifier(Classifier):
     """A classifier run by the Caffe-faithful PyTorch engine.
 
-    device: 'cpu', 'cuda', 'cuda:N' (or 'gpu:N'); mode: 'faithful', 'fast' or
+    device: 'cpu', 'cuda', 'cuda:N' (or 'gpu:N'); numerics: 'faithful', 'fast' or
     'fast-bf16' (see caffe_relabel.engine.device);
     compile: run the network through torch.compile (first calls are slow).
     """
@@ -38,12 +38,12 @@ class EngineClassifier(Classifier):
     backend_name = "engine"
 
     def __init__(self, prototxt: "str | os.PathLike[str]", weights: "Optional[str | os.PathLike[str]]" = None,
-                 device: str = "cpu", mode: str = "faithful", compile: bool = False) -> None:
+                 device: str = "cpu", numerics: str = "faithful", compile: bool = False) -> None:
         self.prototxt = prototxt
         self.weights = weights
         self.device = device
-        self.mode = mode
-        self.net: CaffeNet = load_net(prototxt, weights, device=device, mode=mode)
+        self.numerics = numerics
+        self.net: CaffeNet = load_net(prototxt, weights, device=device, numerics=numerics)
         self._run = torch.compile(self.net) if compile else self.net
         shape = self.net.input_shape
         if len(shape) != 4:
@@ -81,7 +81,7 @@ class EngineClassifier(Classifier):
         probs = self._probs(logits.detach())
         loss, dlogits = softmax_cross_entropy_grad(probs, t)
         seed = torch.from_numpy(dlogits).to(logits.device).reshape(logits.shape)
-        with self.net.numerics():
+        with self.net.numeric_context():
             (grad,) = torch.autograd.grad(logits, xt, seed, allow_unused=True)
         # A net whose logits ignore the input (e.g. a constant Power layer) has no gradient path.
         grad_np = np.zeros(tuple(xt.shape), np.float32) if grad is None else grad.contiguous().cpu().numpy()

@@ -310,8 +310,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             started.append(name)
             bar.set_postfix_str(name)
 
-        mode = "quick" if args.quick else "full" if args.full else "paper"
-        result = build_report(args.out, models, mode=mode, sources=args.sources, batch_size=args.batch_size,
+        size = "quick" if args.quick else "full" if args.full else "paper"
+        result = build_report(args.out, models, size=size, sources=args.sources, batch_size=args.batch_size,
                               backend=args.backend, note=note, seed=args.seed,
                               command_line=getattr(args, "command_line", None))
         bar.update(len(started) - bar.n)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from caffe_relabel.backends import BACKENDS
+from caffe_relabel.backends import BACKEND_CHOICES
 from caffe_relabel.cli.options import device, natural_int, positive_float
 from caffe_relabel.models.options import DEFAULT_MODEL, ModelOptions
-from caffe_relabel.numerics import MODES
+from caffe_relabel.numerics import NUMERICS
 
 _DEFAULTS = ModelOptions()
 
@@ -54,14 +54,14 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str = DEFAULT_MODE
     g.add_argument("--labels", metavar="SYNSET_WORDS",
                    help="class names, one '<id> <name>' line per class as Caffe's synset_words.txt "
                    "(default: the zoo model's, ImageNet's for a 1000-class net, else the class index)")
-    g.add_argument("--backend", choices=["auto", *BACKENDS], default=_DEFAULTS.backend,
+    g.add_argument("--backend", choices=BACKEND_CHOICES, default=_DEFAULTS.backend,
                    help=f"who runs the net: pycaffe (real Caffe) or the engine (PyTorch); auto takes pycaffe "
                    f"when it imports (default {_DEFAULTS.backend})")
     g.add_argument("--device", type=device, default=_DEFAULTS.device, help=f"cpu, gpu:N (default {_DEFAULTS.device})")
-    g.add_argument("--engine-mode", choices=MODES, default=_DEFAULTS.numerics,
+    g.add_argument("--engine-mode", choices=NUMERICS, default=_DEFAULTS.numerics,
                    help="the engine's numerics: faithful (default: Caffe's algorithms, im2col convolutions on CPU), "
                    "fast (channels-last oneDNN on CPU; TF32 and cuDNN autotuning on GPU), fast-bf16 (GPU bfloat16). "
-                   "With --backend auto, a mode other than faithful picks the engine")
+                   "With --backend auto, numerics other than faithful pick the engine; fast-bf16 only on a GPU")
     return g
 
 

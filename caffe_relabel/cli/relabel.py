@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from caffe_relabel.errors import ArgumentError
 from caffe_relabel.cli.exits import EXIT_FAILED, EXIT_OK
 from caffe_relabel.cli.model_args import add_model_args, model_options
-from caffe_relabel.cli.options import add_relabel_options, finite_float, positive_int, settings_from
+from caffe_relabel.cli.options import DEFAULTS, add_relabel_options, finite_float, positive_int, settings_from
 
 if TYPE_CHECKING:
     from caffe_relabel.models.model import Model
@@ -126,9 +126,10 @@ def register(sub: "argparse._SubParsersAction") -> None:
                                           "back and classified: exit 1 if it lost the target)")
     p.add_argument("--allow-lossy", action="store_true",
                    help="accept a lossy -o file that lost the target (exit 0), and --ensure-uint8 with it")
-    add_relabel_options(p, 0.01)
+    add_relabel_options(p, DEFAULTS.max_distortion)
     p.add_argument("--ensure-uint8", action="store_true", help="keep going until the 8-bit image carries the target label")
-    p.add_argument("--confidence", type=finite_float, default=0.0, help="also require the target's probability to reach this (default 0)")
+    p.add_argument("--confidence", type=finite_float, default=DEFAULTS.confidence,
+                   help=f"also require the target's probability to reach this (default {DEFAULTS.confidence:g})")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_model_args(p)

@@ -1,9 +1,9 @@
 """One report of the paper reproduced: every experiment run, every figure, one table of claims.
 
-``build_report(out, models, mode="quick")`` runs each experiment with small
-settings (minutes on a CPU), ``mode="full"`` with settings that give over a
+``build_report(out, models, size="quick")`` runs each experiment with small
+settings (minutes on a CPU), ``size="full"`` with settings that give over a
 thousand relabellings on EfficientNet-Lite0 in under an hour on a CPU, or
-``mode="paper"`` with the paper's own settings, and writes ``report.md`` and
+``size="paper"`` with the paper's own settings, and writes ``report.md`` and
 a self-contained ``report.html`` (figures embedded) beside the figures.
 Every measured number carries its 95% interval; every row names where its
 setting departs from the paper's; the header says what produced it. An
@@ -34,7 +34,7 @@ from caffe_relabel.experiments.store import SweepStore
 #: note(message): told when each experiment starts.
 NoteFn = Callable[[str], None]
 
-MODES = ("quick", "full", "paper")
+SIZES = ("quick", "full", "paper")
 
 #: The paper's network and data; a row on anything else says so in the header.
 PAPER_MODEL = "bvlc_googlenet"
@@ -70,7 +70,7 @@ class ReportResult:
     skipped: dict[str, str] = field(default_factory=dict)  # experiment -> why not run
 
 
-# Settings per (label set, mode). "paper": the paper's own where it applies.
+# Settings per (label set, size). "paper": the paper's own where it applies.
 # Digits need about 10x the paper's distortion (16x16 grey), so their sweep also runs under 0.1.
 # ImageNet "full": the offline set has 60 sources (10 photos x 6 crops); 14
 # targets each give 840 sweep relabellings under the paper's cap, and the
@@ -134,7 +134,7 @@ def _rate(value: float, n: int) -> str:
 def build_report(
     out_dir: "str | os.PathLike[str]" = "results",
     models: "str | Sequence[str]" = "digits",
-    mode: str = "quick",
+    size: str = "quick",
     sources: "Optional[str | os.PathLike[str]]" = None,
     batch_size: Optional[int] = None,
     backend: str = "auto",
@@ -146,26 +146,26 @@ def build_report(
 
     ``command_line`` is recorded in the header (the CLI passes its own argv); by default the call itself.
     """
-    if mode not in MODES:
-        raise ArgumentError(f"expected mode one of {', '.join(MODES)}, got {mode!r}")
+    if size not in SIZES:
+        raise ArgumentError(f"expected size one of {', '.join(SIZES)}, got {size!r}")
     out = Path(out_dir)
     make_dir(out)
     names = [models] if isinstance(models, str) else list(models)
     nets = [open_model(m, backend) for m in names]
     backends = ", ".join(dict.fromkeys(n.classifier.backend_name for n in nets))
     devices = ", ".join(dict.fromkeys(str(getattr(n.classifier, "device", "cpu")) for n in nets))
-    called = command_line or f"build_report({str(out)!r}, {names!r}, mode={mode!r}, sources={sources!r}, seed={seed})"
+    called = command_line or f"build_report({str(out)!r}, {names!r}, size={size!r}, sources={sources!r}, seed={seed})"
     result = ReportResult(out / "report.md", out / "report.html", collect(backends, devices, seed, called))
     for net in nets:
-        _run_model(net, out, mode, sources, batch_size, note, seed, result)
-    _write(result, ", ".join(names), mode, sources)
+        _run_model(net, out, size, sources, batch_size, note, seed, result)
+    _write(result, ", ".join(names), size, sources)
     return result
 
 
-def _run_model(net, out: Path, mode: str, sources: "Optional[str | os.PathLike[str]]",
+def _run_model(net, out: Path, size: str, sources: "Optional[str | os.PathLike[str]]",
                batch_size: Optional[int], note: Optional[NoteFn], seed: int, result: ReportResult) -> None:
     label_set = net.label_set if net.label_set in ("digits", "imagenet") else "imagenet"
-    settings = SETTINGS[(label_set, mode)]
+    settings = SETTINGS[(label_set, size)]
     batch = batch_size or (32 if label_set == "digits" else 4)
     common = dict(sources=sources, seed=seed)
     relabel = UNCAPPED.replace(batch_size=batch)
@@ -329,7 +329,7 @@ def _limitations(net, out: Path, s: dict, common: dict, relabel: RelabelSettings
                     for key, path in r.figures.items()]
 
 
-_MODE_TEXT = {"quick": "quick settings (scaled down to minutes on a CPU)",
+_SIZE_TEXT = {"quick": "quick settings (scaled down to minutes on a CPU)",
               "full": "full settings (over a thousand relabellings for an ImageNet model)",
               "paper": "the paper's settings"}
 
@@ -338,10 +338,10 @@ def _setting(c: Claim) -> str:
     return "the paper's" if not c.deviations else "NOT the paper's: " + "; ".join(c.deviations)
 
 
-def _write(result: ReportResult, model: str, mode: str, sources: "Optional[str | os.PathLike[str]]") -> None:
+def _write(result: ReportResult, model: str, size: str, sources: "Optional[str | os.PathLike[str]]") -> None:
     title = f"Confusing deep convolution networks by relabelling: reproduction on {model}"
     prov = result.provenance.rows()
-    general = [f"Settings: {_MODE_TEXT[mode]}. Every measured number: estimate [95% interval] (n): Wilson for "
+    general = [f"Settings: {_SIZE_TEXT[size]}. Every measured number: estimate [95% interval] (n): Wilson for "
                "rates, a seeded BCa bootstrap for means."]
     if any(not m.startswith(PAPER_MODEL) for m in model.split(", ")):
         general.append(f"Every row departs from the paper in its network ({model}; paper: BVLC GoogLeNet)"

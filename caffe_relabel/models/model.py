@@ -5,16 +5,15 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from caffe_relabel.backends import Classifier, load_classifier
-from caffe_relabel.errors import ArgumentError, ModelNotFoundError
+from caffe_relabel.errors import ArgumentError, CaffeRelabelError, ModelNotFoundError
 from caffe_relabel.images.preprocess import ImageLike, InputSpec, fit, image_to_blob, load_image
-
-if TYPE_CHECKING:
-    from caffe_relabel.models.options import ModelOptions
+from caffe_relabel.models.options import RANDOM_PREFIX, ModelOptions
 
 
 @dataclass(frozen=True)
@@ -122,31 +121,30 @@ def load_model(
     input_spec: Optional[InputSpec] = None,
     backend: str = "auto",
     device: str = "cpu",
-    mode: str = "faithful",
+    numerics: str = "faithful",
 ) -> Model:
     """A zoo model by name, or any prototxt + caffemodel (then ``input_spec`` says its input);
     or, given :class:`~caffe_relabel.models.options.ModelOptions`, the model they describe (every
     option the command line takes: input transform, labels file, backend, device, numerics).
 
-    ``backend``, ``device`` and ``mode``: as :func:`caffe_relabel.backends.load_classifier`.
+    ``backend``, ``device`` and ``numerics``: as :func:`caffe_relabel.backends.load_classifier`.
     """
     from caffe_relabel.models import zoo
-    from caffe_relabel.models.options import ModelOptions, load_from_options
 
     if isinstance(name_or_prototxt, ModelOptions):
         if weights is not None or input_spec is not None:
             raise ArgumentError("load_model(ModelOptions): weights and input_spec are fields of the options")
-        return load_from_options(name_or_prototxt)
+        return _load_options(name_or_prototxt)
 
     name = str(name_or_prototxt)
     if weights is None and name in zoo.MODELS:
         spec = zoo.get(name)
         clf = load_classifier(zoo.prototxt_path(name), zoo.weights_path(name), backend=backend, device=device,
-                              mode=mode)
+                              numerics=numerics)
         return Model(clf, input_spec or spec.input, name, zoo.class_names(spec.classes), spec.classes)
     if weights is None and not name.endswith(".prototxt"):
         zoo.get(name)  # raises with the closest known names
-    clf = load_classifier(name_or_prototxt, weights, backend=backend, device=device, mode=mode)
+    clf = load_classifier(name_or_prototxt, weights, backend=backend, device=device, numerics=numerics)
     if input_spec is None:
         raise ArgumentError(
             f"{name}: not a zoo model, so say what input it expects: input_spec=InputSpec(size=..., mean=..., channel_order=...)"
@@ -154,3 +152,45 @@ def load_model(
     label_set = "imagenet" if clf.num_classes == 1000 else None
     names = zoo.class_names(label_set) if label_set else None
     return Model(clf, input_spec, os.path.basename(name), names, label_set)
+
+
+def _load_options(options: ModelOptions) -> Model:
+    """The Model ``options`` describe; its errors name the option or file at fault."""
+    from caffe_relabel.models import zoo
+
+    options.check()
+    run = dict(backend=options.backend, device=options.device, numerics=options.numerics)
+    if options.prototxt is None:
+        name = options.model
+        zoo_name = name[len(RANDOM_PREFIX):] if name.startswith(RANDOM_PREFIX) else name
+        spec = zoo.get(zoo_name)  # raises with the closest known names
+        if zoo_name != name:
+            from caffe_relabel.models import testmodels
+
+            prototxt, weights = testmodels.random_model(zoo_name)
+        else:
+            prototxt, weights = zoo.prototxt_path(name), zoo.weights_path(name)
+        clf = load_classifier(prototxt, weights, **run)
+        names, ids, label_set = _labels(options.labels, clf, spec.classes)
+        return Model(clf, spec.input, name, names, label_set, ids)
+    clf = load_classifier(options.prototxt, options.weights, **run)
+    input_spec = options.input_spec(clf.input_shape)
+    names, ids, label_set = _labels(options.labels, clf, "imagenet" if clf.num_classes == 1000 else None)
+    try:
+        return Model(clf, input_spec, Path(options.prototxt).name, names, label_set, ids)
+    except ValueError as e:
+        raise CaffeRelabelError(f"{options.prototxt}: {e}") from None
+
+
+def _labels(path: "Optional[str | os.PathLike[str]]", clf: Classifier, label_set: Optional[str]) -> tuple:
+    """(class names, class ids, label set): a labels file's, else the label set's (an ImageNet-sized net's)."""
+    from caffe_relabel.models import zoo
+
+    if path is not None:
+        from caffe_relabel.models.labels import read_labels
+
+        labels = read_labels(path, clf.num_classes)
+        return labels.names, labels.ids, None
+    if label_set is None:
+        return None, None, None
+    return zoo.class_names(label_set), None, label_set

@@ -1,4 +1,4 @@
-"""Every option that names a model, as one record, and the one function that loads a Model from it.
+"""Every option that names a model, as one record (loaded by :func:`caffe_relabel.models.model.load_model`).
 
 The command line's model options map field for field onto :class:`ModelOptions`
 (``--train-val`` is ``train_val``, ``--engine-mode`` is ``numerics``), so the
@@ -8,17 +8,12 @@ CLI, the experiments and a Python user build a model the same way.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError
 from caffe_relabel.images.preprocess import InputSpec
-
-if TYPE_CHECKING:
-    from caffe_relabel.backends import Classifier
-    from caffe_relabel.models.model import Model
 
 #: ``random:<zoo name>``: the zoo net with seeded random weights (see caffe_relabel.models.testmodels).
 RANDOM_PREFIX = "random:"
@@ -95,47 +90,3 @@ class ModelOptions:
         """The user's files these options name (prototxt, weights, train_val, mean file, labels), as given."""
         names = (self.prototxt, self.weights, self.train_val, self.mean_file, self.labels)
         return tuple(Path(n) for n in names if n is not None)
-
-
-def load_from_options(options: ModelOptions) -> "Model":
-    """The Model ``options`` describe; its errors name the option or file at fault."""
-    from caffe_relabel.backends import load_classifier
-    from caffe_relabel.models import zoo
-    from caffe_relabel.models.model import Model
-
-    options.check()
-    run = dict(backend=options.backend, device=options.device, mode=options.numerics)
-    if options.prototxt is None:
-        name = options.model
-        zoo_name = name[len(RANDOM_PREFIX):] if name.startswith(RANDOM_PREFIX) else name
-        spec = zoo.get(zoo_name)  # raises with the closest known names
-        if zoo_name != name:
-            from caffe_relabel.models import testmodels
-
-            prototxt, weights = testmodels.random_model(zoo_name)
-        else:
-            prototxt, weights = zoo.prototxt_path(name), zoo.weights_path(name)
-        clf = load_classifier(prototxt, weights, **run)
-        names, ids, label_set = _labels(options.labels, clf, spec.classes)
-        return Model(clf, spec.input, name, names, label_set, ids)
-    clf = load_classifier(options.prototxt, options.weights, **run)
-    input_spec = options.input_spec(clf.input_shape)
-    names, ids, label_set = _labels(options.labels, clf, "imagenet" if clf.num_classes == 1000 else None)
-    try:
-        return Model(clf, input_spec, Path(options.prototxt).name, names, label_set, ids)
-    except ValueError as e:
-        raise CaffeRelabelError(f"{options.prototxt}: {e}") from None
-
-
-def _labels(path: "Optional[str | os.PathLike[str]]", clf: "Classifier", label_set: Optional[str]) -> tuple:
-    """(class names, class ids, label set): a labels file's, else the label set's (an ImageNet-sized net's)."""
-    from caffe_relabel.models import zoo
-
-    if path is not None:
-        from caffe_relabel.models.labels import read_labels
-
-        labels = read_labels(path, clf.num_classes)
-        return labels.names, labels.ids, None
-    if label_set is None:
-        return None, None, None
-    return zoo.class_names(label_set), None, label_set

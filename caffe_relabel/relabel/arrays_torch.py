@@ -71,7 +71,7 @@ class TorchArrays(LoopArrays):
         loss = -torch.log(torch.clamp(picked.double(), min=self._tiny))
         dlogits = probs.clone()
         dlogits[rows, t] -= 1.0
-        with self.net.numerics():
+        with self.net.numeric_context():
             (grad,) = torch.autograd.grad(logits, xt, dlogits.reshape(logits.shape), allow_unused=True)
         if grad is None:  # logits that ignore the input (e.g. a constant Power layer) have no gradient path
             grad = torch.zeros_like(x)
