@@ -19,7 +19,9 @@ from typing import Any, Optional
 from caffe_relabel.errors import ArgumentError
 from caffe_relabel.experiments.common import Stats
 from caffe_relabel.cli.exits import EXIT_OK
-from caffe_relabel.cli.options import add_relabel_options, finite_float, natural_int, positive_float, positive_int, settings_from
+from caffe_relabel.cli.model_args import add_model_args, model_options
+from caffe_relabel.cli.options import (DEFAULTS, add_relabel_options, finite_float, natural_int, positive_float,
+                                       positive_int, settings_from)
 
 EXPERIMENTS = ("examples", "sweep", "merge", "summary", "synthesis", "svm", "limitations")
 
@@ -62,17 +64,21 @@ def _shards(text: str) -> int:
     return value
 
 
+#: The experiments' model: small and bundled, so every experiment runs offline in seconds.
+EXPERIMENT_MODEL = "digits"
+_MODEL_HELP = "zoo model name or random:<zoo name> (seeded random weights)"
+
+
 def _relabel_args(p: argparse.ArgumentParser, cap: Optional[float]) -> None:
     g = p.add_argument_group("relabelling")
-    g.add_argument("--model", "-m", default="digits",
-                   help="zoo model name or random:<zoo name> (seeded random weights); default digits")
     g.add_argument("--out", default="results", help="folder for figures and stores (default results)")
-    g.add_argument("--seed", type=natural_int, default=0)
+    g.add_argument("--seed", type=natural_int, default=0, help="seed of every sampled choice (default 0)")
     add_relabel_options(g, cap)
-    g.add_argument("--batch-size", type=positive_int, default=8)
-    g.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
+    g.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size,
+                   help=f"images relabelled together (default {DEFAULTS.batch_size})")
     g.add_argument("--json", action="store_true", help="print the result as JSON")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_model_args(p, EXPERIMENT_MODEL, _MODEL_HELP)
 
 
 def _sources_arg(p: argparse.ArgumentParser) -> None:
@@ -145,8 +151,6 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("report", help="run every experiment and write report.md/.html with figures")
     p.add_argument("--out", default="results", help="folder (default results)")
-    p.add_argument("--model", "-m", nargs="+", default=None,
-                   help="one or more models (default: every offline model present: digits, efficientnet_lite0)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small settings: minutes on a CPU")
     size.add_argument("--full", action="store_true",
@@ -154,14 +158,15 @@ def register(subparsers: Any) -> None:
                            "(default: the paper's settings)")
     _sources_arg(p)
     p.add_argument("--seed", type=natural_int, default=0, help="seed of every sampled choice (default 0)")
-    p.add_argument("--batch-size", type=positive_int)
-    p.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--batch-size", type=positive_int, help="images relabelled together (default 32 for digits, 4 else)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_model_args(p, None, "one or more zoo models, reported in turn (default: every offline model present: "
+                            "digits, efficientnet_lite0)", many=True)
     p.set_defaults(func=cmd_report)
 
 
 def _common(args: argparse.Namespace) -> dict:
-    return dict(model=args.model, seed=args.seed, backend=args.backend, settings=settings_from(args))
+    return dict(model=model_options(args), seed=args.seed, settings=settings_from(args))
 
 
 def _plain(value: Any) -> Any:
@@ -301,7 +306,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from caffe_relabel.models import zoo
 
-    models = args.model or [m for m in ("digits", "efficientnet_lite0") if zoo.find_weights(zoo.get(m)) is not None]
+    if args.prototxt is not None:
+        if args.model:
+            raise ArgumentError("--model and --prototxt: expected one of them")
+        models = [model_options(args, "custom")]
+    else:
+        names = args.model or [m for m in ("digits", "efficientnet_lite0") if zoo.find_weights(zoo.get(m)) is not None]
+        models = [model_options(args, m) for m in names]
     started: list[str] = []
     with tqdm(total=5 * len(models), desc="report", unit="experiment", file=sys.stderr, disable=args.quiet) as bar:
         def note(name: str) -> None:
@@ -312,7 +323,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         size = "quick" if args.quick else "full" if args.full else "paper"
         result = build_report(args.out, models, size=size, sources=args.sources, batch_size=args.batch_size,
-                              backend=args.backend, note=note, seed=args.seed,
+                              note=note, seed=args.seed,
                               command_line=getattr(args, "command_line", None))
         bar.update(len(started) - bar.n)
     for name, why in result.skipped.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Optional
 
 from caffe_relabel.backends import BACKEND_CHOICES
 from caffe_relabel.cli.options import device, natural_int, positive_float
@@ -20,9 +21,12 @@ def mean_values(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def add_model_args(p: argparse.ArgumentParser, default_model: str = DEFAULT_MODEL,
-                   model_help: str = "zoo model name; see `models list`") -> argparse._ArgumentGroup:
-    """Add the model options to ``p``; :func:`model_options` reads them back."""
+def add_model_args(p: argparse.ArgumentParser, default_model: Optional[str] = DEFAULT_MODEL,
+                   model_help: str = "zoo model name; see `models list`", many: bool = False) -> None:
+    """Add the model options to ``p``; :func:`model_options` reads them back.
+
+    ``many``: --model takes several zoo names (``model_help`` then states the default).
+    """
     g = p.add_argument_group(
         "model",
         "A zoo model (--model) knows its input. A --prototxt net's input transform is Caffe's: "
@@ -30,7 +34,10 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str = DEFAULT_MODE
         "centre-cropped to the net's input size; from --train-val's transform_param, or from the options below "
         "(which win over it). Options spelled as Caffe's classify.py spells them work too (--raw_scale, ...).",
     )
-    g.add_argument("--model", "-m", default=default_model, help=f"{model_help} (default {default_model})")
+    if many:
+        g.add_argument("--model", "-m", nargs="+", default=default_model, help=model_help)
+    else:
+        g.add_argument("--model", "-m", default=default_model, help=f"{model_help} (default {default_model})")
     g.add_argument("--prototxt", help="a deploy prototxt (instead of --model; default none)")
     g.add_argument("--weights", help="the caffemodel for --prototxt (default none)")
     g.add_argument("--train-val", "--train_val", dest="train_val", metavar="PROTOTXT",
@@ -62,12 +69,11 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str = DEFAULT_MODE
                    help="the engine's numerics: faithful (default: Caffe's algorithms, im2col convolutions on CPU), "
                    "fast (channels-last oneDNN on CPU; TF32 and cuDNN autotuning on GPU), fast-bf16 (GPU bfloat16). "
                    "With --backend auto, numerics other than faithful pick the engine; fast-bf16 only on a GPU")
-    return g
 
 
-def model_options(args: argparse.Namespace) -> ModelOptions:
-    """The ModelOptions of parsed model options."""
-    return ModelOptions(model=args.model, prototxt=args.prototxt, weights=args.weights, train_val=args.train_val,
+def model_options(args: argparse.Namespace, model: Optional[str] = None) -> ModelOptions:
+    """The ModelOptions of parsed model options (``model``: this zoo name instead of --model's)."""
+    return ModelOptions(model=model or args.model, prototxt=args.prototxt, weights=args.weights, train_val=args.train_val,
                         mean=args.mean, mean_file=args.mean_file, raw_scale=args.raw_scale,
                         input_scale=args.input_scale, channel_order=args.channel_order, resize=args.resize,
                         labels=args.labels, backend=args.backend, device=args.device, numerics=args.engine_mode)

@@ -26,7 +26,7 @@ from caffe_relabel.errors import ArgumentError, CaffeRelabelError
 from caffe_relabel.relabel.settings import RelabelSettings
 from caffe_relabel.experiments import limitations, plots, relabel_examples, svm, synthesis
 from caffe_relabel.experiments import sweep as sweep_mod
-from caffe_relabel.experiments.common import UNCAPPED, Stats, open_model
+from caffe_relabel.experiments.common import UNCAPPED, ModelRef, Stats, open_model
 from caffe_relabel.experiments.intervals import Interval, format_mean, format_rate, wilson
 from caffe_relabel.experiments.provenance import Provenance, collect
 from caffe_relabel.experiments.store import SweepStore
@@ -133,7 +133,7 @@ def _rate(value: float, n: int) -> str:
 
 def build_report(
     out_dir: "str | os.PathLike[str]" = "results",
-    models: "str | Sequence[str]" = "digits",
+    models: "ModelRef | Sequence[ModelRef]" = "digits",
     size: str = "quick",
     sources: "Optional[str | os.PathLike[str]]" = None,
     batch_size: Optional[int] = None,
@@ -150,8 +150,9 @@ def build_report(
         raise ArgumentError(f"expected size one of {', '.join(SIZES)}, got {size!r}")
     out = Path(out_dir)
     make_dir(out)
-    names = [models] if isinstance(models, str) else list(models)
-    nets = [open_model(m, backend) for m in names]
+    refs = list(models) if isinstance(models, (list, tuple)) else [models]
+    nets = [open_model(m, backend) for m in refs]
+    names = [n.name for n in nets]
     backends = ", ".join(dict.fromkeys(n.classifier.backend_name for n in nets))
     devices = ", ".join(dict.fromkeys(str(getattr(n.classifier, "device", "cpu")) for n in nets))
     called = command_line or f"build_report({str(out)!r}, {names!r}, size={size!r}, sources={sources!r}, seed={seed})"

@@ -58,6 +58,10 @@ def _run(argv, capsys):
     (["classify", "{digit}", "-m", "digits", "--engine-mode", "turbo"], cli.EXIT_USAGE, "--engine-mode: invalid choice"),
     (["classify", "{digit}", "-m", "digits", "--engine-mode", "fast-bf16"], cli.EXIT_USAGE,
      "numerics 'fast-bf16' exist only on CUDA (bfloat16 autocast); on device 'cpu' use 'fast' (--engine-mode fast)"),
+    (["experiment", "sweep", "--engine-mode", "fast-bf16", "--device", "cpu", "-q", "--out", "{tmp}"], cli.EXIT_USAGE,
+     "numerics 'fast-bf16' exist only on CUDA"),
+    (["experiment", "svm", "--prototxt", "x.prototxt", "-q", "--out", "{tmp}"], cli.EXIT_INPUT,
+     "--prototxt needs --weights"),
 ])
 def test_user_errors(argv, code, message, digit, tmp_path, capsys):
     argv = [a.replace("{digit}", digit).replace("{tmp}", str(tmp_path)) for a in argv]
