@@ -27,22 +27,25 @@ def _fmt(model, index: int, prob: float) -> str:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from caffe_relabel.images.preprocess import load_image
+    from caffe_relabel.images.files import image_files
 
-    image = load_image(args.image)  # the user's file first: cheap, and the likeliest mistake
+    paths = image_files(args.images)  # the user's files first: cheap, and the likeliest mistake
     model = _load(args)
-    top = model.predict(image).top(args.top)
+    blocks = []
+    for path in paths:
+        top = model.predict(path).top(args.top)
+        if args.json:
+            blocks.append({"image": str(path), "top": [{"class": i, "name": model.class_name(i), "prob": p}
+                                                       for i, p in top]})
+        else:
+            print("\n".join([f"{path}:", *(f"  {_fmt(model, i, p)}" for i, p in top)]))
     if args.json:
-        print(json.dumps([{"class": i, "name": model.class_name(i), "prob": p} for i, p in top]))
-    else:
-        for i, p in top:
-            print(_fmt(model, i, p))
+        print(json.dumps(blocks))
     return EXIT_OK
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from caffe_relabel.cli.progress import finish, progress_bar
     from caffe_relabel.images.preprocess import check_output_path, load_image, save_image
     from caffe_relabel.relabel.relabeller import Relabeller
     from caffe_relabel.relabel.saved import check_saved, is_lossy
@@ -54,15 +57,17 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     model = _load(args)
     target = "untargeted" if args.untargeted else "least_likely" if args.least_likely else model.resolve(args.target)
     relabeller = Relabeller(model, settings_from(args, batch_size=1))
-    with tqdm(total=args.max_iter, desc="relabelling", unit="it", disable=args.quiet or args.json, file=sys.stderr) as bar:
+    with progress_bar(args.quiet or args.json, total=args.max_iter, desc="relabelling", unit="it") as bar:
         result = relabeller.run_batch([image], [target], on_iteration=lambda n: bar.update(1))[0]
+        finish(bar, result.iterations)
     readback = None
     if args.output:
         save_image(result.image, args.output)
         if is_lossy(args.output):
             readback = check_saved(model, args.output, result.target, result.confidence, away=args.untargeted)
     if args.json:
-        print(json.dumps({**result.summary(), **({"saved": readback.summary()} if readback else {})}))
+        named = {"source": str(args.image), "output": args.output}
+        print(json.dumps({**result.summary(), **named, **({"saved": readback.summary()} if readback else {})}))
     else:
         print(f"original:   {_fmt(model, result.original_label, result.original_prob)}")
         aim = (f"away from {model.class_name(result.target)} ({result.target})" if args.untargeted
@@ -108,22 +113,24 @@ def _report_lossy(model, saved, args: argparse.Namespace) -> bool:
 
 def register(sub: "argparse._SubParsersAction") -> None:
     """Add `classify` and `relabel` to the main command's subparsers."""
-    p = sub.add_parser("classify", help="top classes of an image")
-    p.add_argument("image")
+    p = sub.add_parser("classify", help="top classes of images")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files, or folders (their image files, sorted by name); one block each")
     p.add_argument("--top", type=positive_int, default=5, help="how many classes to print (default 5)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON: a list, one {image, top} object per image")
     add_model_args(p)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("relabel", help="relabel an image to a target class")
-    p.add_argument("image")
+    p.add_argument("image", help="the image file to relabel")
     aim = p.add_mutually_exclusive_group(required=True)
-    aim.add_argument("--target", "-t", help="class index, WordNet id or class name")
+    aim.add_argument("--target", "-t", help="class index, WordNet id or class name (no default: give --target, "
+                                            "--untargeted or --least-likely)")
     aim.add_argument("--untargeted", action="store_true",
                      help="any label but the original: step away from it until the label changes")
     aim.add_argument("--least-likely", action="store_true", help="target the original image's least likely class")
     p.add_argument("--output", "-o", help="save the relabelled image (PNG keeps it exact; a lossy .jpg/.webp is read "
-                                          "back and classified: exit 1 if it lost the target)")
+                                          "back and classified: exit 1 if it lost the target; default: not saved)")
     p.add_argument("--allow-lossy", action="store_true",
                    help="accept a lossy -o file that lost the target (exit 0), and --ensure-uint8 with it")
     add_relabel_options(p, DEFAULTS.max_distortion)
@@ -131,6 +138,6 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--confidence", type=finite_float, default=DEFAULTS.confidence,
                    help=f"also require the target's probability to reach this (default {DEFAULTS.confidence:g})")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     add_model_args(p)
     p.set_defaults(func=cmd_relabel)
