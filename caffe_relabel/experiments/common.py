@@ -9,7 +9,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from caffe_relabel.models.model import Model, load_model
-from caffe_relabel.models.options import RANDOM_PREFIX, ModelOptions
+from caffe_relabel.models.options import ModelOptions
 from caffe_relabel.relabel.settings import RelabelSettings
 
 #: A model given by zoo name, "random:<zoo name>" (seeded random weights), by its options, or already loaded.
