@@ -163,6 +163,9 @@ def _load_options(options: ModelOptions) -> Model:
     if options.prototxt is None:
         name = options.model
         zoo_name = name[len(RANDOM_PREFIX):] if name.startswith(RANDOM_PREFIX) else name
+        if zoo_name.endswith(".prototxt"):
+            raise ModelNotFoundError(f"--model {name}: expected a zoo model name; a net definition goes in "
+                                     f"--prototxt {name} --weights NET.caffemodel (with --mean or --train-val)")
         spec = zoo.get(zoo_name)  # raises with the closest known names
         if zoo_name != name:
             from caffe_relabel.models import testmodels

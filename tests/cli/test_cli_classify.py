@@ -86,3 +86,16 @@ def test_no_progress_bar_off_a_terminal_or_when_quiet(digits, capsys, monkeypatc
     image = sorted(labels)[0]
     found, err = _relabel_with_bar(image, labels[image], capsys, monkeypatch, tty=tty, quiet=quiet)
     assert found and "relabelling" not in err and "%" not in err
+
+
+def test_sweep_bar_ends_full_and_counts_pairs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = ["experiment", "sweep", "--per-class", "1", "--targets", "0,1", "--max-iter", "2", "--backend", "engine",
+            "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path), "--json"]
+    assert cli.main(argv) == cli.EXIT_OK  # --json: no bar
+    out, err = capsys.readouterr()
+    pairs = json.loads(out)["planned"]
+    assert pairs > 0 and "sweep" not in err
+    assert cli.main(argv[:-1] + ["--store", str(tmp_path / "t.sqlite")]) == cli.EXIT_OK
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("sweep: 100%") and f"{pairs}/{pairs}" in last, last

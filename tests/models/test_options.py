@@ -109,6 +109,14 @@ def test_option_combinations_refused_before_loading(options, error, message):
         load_model(options)
 
 
+def test_a_prototxt_as_model_name_says_where_it_goes():
+    from caffe_relabel.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="--model deploy.prototxt: expected a zoo model name; a net "
+                                                 "definition goes in --prototxt deploy.prototxt --weights"):
+        load_model(ModelOptions(model="deploy.prototxt"))
+
+
 def test_random_weights_name_is_checked_as_a_zoo_name():
     from caffe_relabel.errors import ModelNotFoundError
 
