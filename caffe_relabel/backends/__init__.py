@@ -80,5 +80,6 @@ def load_classifier(
     return _backend_class(backend)(prototxt, weights, device=device)
 
 
-__all__ = ["BACKENDS", "BACKEND_CHOICES", "Classifier", "LossGradient", "engine_available", "load_classifier", "pycaffe_available",
+__all__ = ["BACKENDS", "BACKEND_CHOICES", "Classifier", "LossGradient", "engine_available", "load_classifier",
+           "pycaffe_available",
            "softmax_cross_entropy_grad"]

@@ -73,7 +73,8 @@ def add_model_args(p: argparse.ArgumentParser, default_model: Optional[str] = DE
 
 def model_options(args: argparse.Namespace, model: Optional[str] = None) -> ModelOptions:
     """The ModelOptions of parsed model options (``model``: this zoo name instead of --model's)."""
-    return ModelOptions(model=args.model if model is None else model, prototxt=args.prototxt, weights=args.weights, train_val=args.train_val,
+    return ModelOptions(model=args.model if model is None else model, prototxt=args.prototxt, weights=args.weights,
+                        train_val=args.train_val,
                         mean=args.mean, mean_file=args.mean_file, raw_scale=args.raw_scale,
                         input_scale=args.input_scale, channel_order=args.channel_order, resize=args.resize,
                         labels=args.labels, backend=args.backend, device=args.device, numerics=args.engine_mode)

@@ -138,6 +138,7 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--confidence", type=finite_float, default=DEFAULTS.confidence,
                    help=f"also require the target's probability to reach this (default {DEFAULTS.confidence:g})")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
     add_model_args(p)
     p.set_defaults(func=cmd_relabel)

@@ -25,7 +25,8 @@ def image_files(paths: Iterable["str | os.PathLike[str]"]) -> list[Path]:
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not found:
-                raise ImageFormatError(f"{p}: no image files in the folder (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
+                expected = ", ".join(sorted(IMAGE_SUFFIXES))
+                raise ImageFormatError(f"{p}: no image files in the folder (expected {expected})")
             out += found
         else:
             with open_regular(p, "image file", "image", ImageFormatError):

@@ -44,7 +44,8 @@ def read_labels(path: "str | os.PathLike[str]", num_classes: Optional[int] = Non
             raise ModelFormatError(f"{path}: line {number}: expected {FORMAT}, got {line.strip()!r}")
         wnid, name = fields
         if wnid in seen:
-            raise ModelFormatError(f"{path}: line {number}: id {wnid!r} is already class {seen[wnid]} (line {seen[wnid] + 1})")
+            first = seen[wnid]
+            raise ModelFormatError(f"{path}: line {number}: id {wnid!r} is already class {first} (line {first + 1})")
         seen[wnid] = len(ids)
         ids.append(wnid)
         names.append(name.strip())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError
@@ -57,7 +56,8 @@ class ModelOptions:
                 raise CaffeRelabelError("--weights needs --prototxt")
             given = [flag for name, flag in _TRANSFORM_OPTIONS if getattr(self, name) is not None]
             if given:
-                raise ArgumentError(f"{', '.join(given)}: only with --prototxt (zoo model {self.model!r} knows its input)")
+                raise ArgumentError(
+                    f"{', '.join(given)}: only with --prototxt (zoo model {self.model!r} knows its input)")
             return
         if self.weights is None:
             raise CaffeRelabelError("--prototxt needs --weights")
@@ -69,7 +69,7 @@ class ModelOptions:
     def input_spec(self, shape: "tuple[int, int, int]") -> InputSpec:
         """A prototxt net's input transform for its input ``shape`` (C, H, W)."""
         _, h, w = shape
-        mean = self.mean
+        mean = None if self.mean is None else tuple(float(v) for v in self.mean)
         if self.mean_file is not None:
             from caffe_relabel.netdef.proto import read_mean
 
@@ -81,12 +81,7 @@ class ModelOptions:
                                                       resize=self.resize or None, raw_scale=raw_scale)
                 changes = {"mean": mean, "input_scale": self.input_scale}
                 return dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
-            return InputSpec(size=(h, w), channel_order=self.channel_order, mean=tuple(mean), resize=self.resize or None,
+            return InputSpec(size=(h, w), channel_order=self.channel_order, mean=mean, resize=self.resize or None,
                              raw_scale=raw_scale, input_scale=1.0 if self.input_scale is None else self.input_scale)
         except ArgumentError as e:
             raise ArgumentError(f"--mean/--channel-order: {e}") from None
-
-    def files(self) -> tuple[Path, ...]:
-        """The user's files these options name (prototxt, weights, train_val, mean file, labels), as given."""
-        names = (self.prototxt, self.weights, self.train_val, self.mean_file, self.labels)
-        return tuple(Path(n) for n in names if n is not None)

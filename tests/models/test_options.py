@@ -96,6 +96,18 @@ def test_train_val_gives_the_mean_and_an_option_wins_over_it(tmp_path):
     assert tuple(spec.mean) == (7.0,) and spec.input_scale == 2.0
 
 
+def test_mean_file_gives_a_mean_image(tmp_path):
+    from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import BlobProto
+
+    blob = BlobProto()
+    blob.shape.dim.extend([1, 1, 16, 16])
+    blob.data.extend((np.arange(256, dtype=np.float32) % 200).tolist())
+    path = tmp_path / "mean.binaryproto"
+    path.write_bytes(blob.SerializeToString())
+    model = load_model(_user_digits(mean=None, mean_file=str(path)))
+    assert np.asarray(model.input.mean).shape == (1, 16, 16) and np.asarray(model.input.mean)[0, 1, 2] == 18.0
+
+
 @pytest.mark.parametrize("options,error,message", [
     (ModelOptions(model="digits", weights="x.caffemodel"), CaffeRelabelError, "--weights needs --prototxt"),
     (ModelOptions(model="digits", mean=(1.0,)), ArgumentError, "--mean: only with --prototxt"),
