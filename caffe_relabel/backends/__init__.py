@@ -76,7 +76,8 @@ def load_classifier(
     if backend == "engine":
         return _backend_class(backend)(prototxt, weights, device=device, numerics=numerics)
     if numerics != "faithful":
-        raise ArgumentError(f"numerics {numerics!r} are the engine's; backend {backend!r} runs only 'faithful'")
+        raise ArgumentError(f"numerics {numerics!r} are the engine's; backend {backend!r} runs only 'faithful' "
+                            "(for them: backend 'engine', --backend engine)")
     return _backend_class(backend)(prototxt, weights, device=device)
 
 

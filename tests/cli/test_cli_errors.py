@@ -54,7 +54,7 @@ def _run(argv, capsys):
      "not UTF-8 text"),
     (["classify", "{digit}", "-m", "digits", "--device", "tpu:0"], cli.EXIT_USAGE, "expected device"),
     (["classify", "{digit}", "-m", "digits", "--backend", "pycaffe", "--engine-mode", "fast"], cli.EXIT_USAGE,
-     "numerics 'fast' are the engine's; backend 'pycaffe' runs only 'faithful'"),
+     "numerics 'fast' are the engine's; backend 'pycaffe' runs only 'faithful' (for them: backend 'engine', --backend engine)"),
     (["classify", "{digit}", "-m", "digits", "--engine-mode", "turbo"], cli.EXIT_USAGE, "--engine-mode: invalid choice"),
     (["classify", "{digit}", "-m", "digits", "--engine-mode", "fast-bf16"], cli.EXIT_USAGE,
      "numerics 'fast-bf16' exist only on CUDA (bfloat16 autocast); on device 'cpu' use 'fast' (--engine-mode fast)"),
