@@ -103,7 +103,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_examples)
 
     p = names.add_parser("sweep", help="Section 3.1: every source to every other class, success under the cap")
-    _relabel_args(p, 0.01)
+    _relabel_args(p, DEFAULTS.max_distortion)  # the paper's cap
     _sources_arg(p)
     p.add_argument("--store", help="SQLite results file (default OUT/sweep.sqlite, or one per shard with --dask)")
     p.add_argument("--per-class", type=positive_int,

@@ -1,4 +1,4 @@
-"""The `classify` and `relabel` commands, and the options that name a model."""
+"""The `classify` and `relabel` commands (their model options: :mod:`caffe_relabel.cli.model_args`)."""
 
 from __future__ import annotations
 
