@@ -40,7 +40,7 @@ from common import RESULTS, sync, write_json  # noqa: E402
 
 from caffe_relabel import Relabeller, load_model  # noqa: E402
 from caffe_relabel.images.distortion import distortion  # noqa: E402
-from caffe_relabel.numerics import MODES  # noqa: E402
+from caffe_relabel.numerics import NUMERICS  # noqa: E402
 from caffe_relabel.models.model import Model  # noqa: E402
 from caffe_relabel.images.preprocess import InputSpec, fit, load_image, to_uint8  # noqa: E402
 
@@ -174,12 +174,12 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--mode", default="faithful", choices=MODES, help="the engine's numeric mode (default faithful)")
+    ap.add_argument("--mode", default="faithful", choices=NUMERICS, help="the engine's numeric mode (default faithful)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--out", type=Path, default=RESULTS / "peers.json")
     args = ap.parse_args(argv)
 
-    model = load_model("efficientnet_lite0", backend="engine", device=args.device, mode=args.mode)
+    model = load_model("efficientnet_lite0", backend="engine", device=args.device, numerics=args.mode)
     spec = model.input
     device = model.blob_module.device
     module = model.module

@@ -22,7 +22,8 @@ from caffe_relabel.errors import (  # noqa: E402
     UnsupportedLayerError,
     WeightsMismatchError,
 )
-from caffe_relabel.models.model import Model, load_model  # noqa: E402
+from caffe_relabel.models.model import Model, Prediction, load_model  # noqa: E402
+from caffe_relabel.models.options import ModelOptions  # noqa: E402
 from caffe_relabel.images.preprocess import InputSpec  # noqa: E402
 from caffe_relabel.relabel.goals import Goal, LeastLikely, TargetClass, Untargeted  # noqa: E402
 from caffe_relabel.relabel.relabeller import Relabeller  # noqa: E402
@@ -42,6 +43,8 @@ __all__ = [
     "Model",
     "ModelFormatError",
     "ModelNotFoundError",
+    "ModelOptions",
+    "Prediction",
     "RelabelResult",
     "RelabelSettings",
     "Relabeller",

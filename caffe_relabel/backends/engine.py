@@ -30,7 +30,7 @@ from caffe_relabel.engine.spec import count
 class EngineClassifier(TensorClassifier):
     """A classifier run by the Caffe-faithful PyTorch engine.
 
-    device: 'cpu', 'cuda', 'cuda:N' (or 'gpu:N'); mode: 'faithful', 'fast' or
+    device: 'cpu', 'cuda', 'cuda:N' (or 'gpu:N'); numerics: 'faithful', 'fast' or
     'fast-bf16' (see caffe_relabel.engine.device);
     compile: run the network through torch.compile (first calls are slow).
     """
@@ -38,12 +38,12 @@ class EngineClassifier(TensorClassifier):
     backend_name = "engine"
 
     def __init__(self, prototxt: "str | os.PathLike[str]", weights: "Optional[str | os.PathLike[str]]" = None,
-                 device: str = "cpu", mode: str = "faithful", compile: bool = False) -> None:
+                 device: str = "cpu", numerics: str = "faithful", compile: bool = False) -> None:
         self.prototxt = prototxt
         self.weights = weights
         self.device = device
-        self.mode = mode
-        self.net: CaffeNet = load_net(prototxt, weights, device=device, mode=mode)
+        self.numerics = numerics
+        self.net: CaffeNet = load_net(prototxt, weights, device=device, numerics=numerics)
         self._run = torch.compile(self.net) if compile else self.net
         shape = self.net.input_shape
         if len(shape) != 4:
@@ -74,7 +74,7 @@ class EngineClassifier(TensorClassifier):
         return probs.reshape(probs.shape[0], -1)
 
     def input_gradient(self, logits: torch.Tensor, x: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
-        with self.net.numerics():
+        with self.net.numeric_context():
             (grad,) = torch.autograd.grad(logits, x, seed.reshape(logits.shape), allow_unused=True)
         # A net whose logits ignore the input (e.g. a constant Power layer) has no gradient path.
         return torch.zeros_like(x) if grad is None else grad.contiguous()

@@ -114,7 +114,7 @@ def run_limitations(
     }
     rates = {name: _transform_rates(net, ok, f) for name, f in transforms.items()}
     target_net = transfer_to or default_transfer(net)
-    transfer = _transfer(ok, target_net, backend) if target_net and ok else None
+    transfer = _transfer(ok, target_net, net.classifier.backend_name) if target_net and ok else None
     ablation = _ablation(net, relabeller, results)
     out = Path(out_dir)
     figures = {

@@ -1,9 +1,9 @@
 """One report of the paper reproduced: every experiment run, every figure, one table of claims.
 
-``build_report(out, models, mode="quick")`` runs each experiment with small
-settings (minutes on a CPU), ``mode="full"`` with settings that give over a
+``build_report(out, models, size="quick")`` runs each experiment with small
+settings (minutes on a CPU), ``size="full"`` with settings that give over a
 thousand relabellings on EfficientNet-Lite0 in under an hour on a CPU, or
-``mode="paper"`` with the paper's own settings, and writes ``report.md`` and
+``size="paper"`` with the paper's own settings, and writes ``report.md`` and
 a self-contained ``report.html`` (figures embedded) beside the figures.
 Every measured number carries its 95% interval; every row names where its
 setting departs from the paper's; the header says what produced it. An
@@ -23,7 +23,7 @@ from caffe_relabel.errors import ArgumentError, CaffeRelabelError
 from caffe_relabel.relabel.settings import RelabelSettings
 from caffe_relabel.experiments import limitations, plots, relabel_examples, svm, synthesis
 from caffe_relabel.experiments import sweep as sweep_mod
-from caffe_relabel.experiments.common import UNCAPPED, Stats, open_model
+from caffe_relabel.experiments.common import UNCAPPED, ModelRef, Stats, open_model
 from caffe_relabel.experiments.intervals import Interval, format_mean, format_rate, wilson
 from caffe_relabel.experiments.provenance import collect
 from caffe_relabel.experiments.report_pages import Claim, Figure, ReportResult, write_pages
@@ -33,10 +33,10 @@ from caffe_relabel.experiments.store import SweepStore
 #: note(message): told when each experiment starts.
 NoteFn = Callable[[str], None]
 
-MODES = ("quick", "full", "paper")
+SIZES = ("quick", "full", "paper")
 
 
-# Settings per (label set, mode). "paper": the paper's own where it applies.
+# Settings per (label set, size). "paper": the paper's own where it applies.
 # Digits need about 10x the paper's distortion (16x16 grey), so their sweep also runs under 0.1.
 # ImageNet "full": the offline set has 60 sources (10 photos x 6 crops); 14
 # targets each give 840 sweep relabellings under the paper's cap, and the
@@ -99,8 +99,8 @@ def _rate(value: float, n: int) -> str:
 
 def build_report(
     out_dir: "str | os.PathLike[str]" = "results",
-    models: "str | Sequence[str]" = "digits",
-    mode: str = "quick",
+    models: "ModelRef | Sequence[ModelRef]" = "digits",
+    size: str = "quick",
     sources: "Optional[str | os.PathLike[str]]" = None,
     batch_size: Optional[int] = None,
     backend: str = "auto",
@@ -112,29 +112,30 @@ def build_report(
 
     ``command_line`` is recorded in the header (the CLI passes its own argv); by default the call itself.
     """
-    if mode not in MODES:
-        raise ArgumentError(f"expected mode one of {', '.join(MODES)}, got {mode!r}")
+    if size not in SIZES:
+        raise ArgumentError(f"expected size one of {', '.join(SIZES)}, got {size!r}")
     if not str(out_dir):  # Path("") is the current folder: a report would land among the user's files
         raise ArgumentError("expected an output folder for the report, got ''")
     out = Path(out_dir)
-    names = [models] if isinstance(models, str) else list(models)
+    refs = list(models) if isinstance(models, (list, tuple)) else [models]
     # One report at a time in a folder: another one refuses at once instead of overwriting this one's files.
     with folder_lock(out, "report folder"):
-        nets = [open_model(m, backend) for m in names]
+        nets = [open_model(m, backend) for m in refs]
+        names = [n.name for n in nets]
         backends = ", ".join(dict.fromkeys(n.classifier.backend_name for n in nets))
         devices = ", ".join(dict.fromkeys(str(getattr(n.classifier, "device", "cpu")) for n in nets))
-        called = command_line or f"build_report({str(out)!r}, {names!r}, mode={mode!r}, sources={sources!r}, seed={seed})"
+        called = command_line or f"build_report({str(out)!r}, {names!r}, size={size!r}, sources={sources!r}, seed={seed})"
         result = ReportResult(out / "report.md", out / "report.html", collect(backends, devices, seed, called))
         for net in nets:
-            _run_model(net, out, mode, sources, batch_size, note, seed, result)
-        write_pages(result, ", ".join(names), mode, sources)
+            _run_model(net, out, size, sources, batch_size, note, seed, result)
+        write_pages(result, ", ".join(names), size, sources)
     return result
 
 
-def _run_model(net, out: Path, mode: str, sources: "Optional[str | os.PathLike[str]]",
+def _run_model(net, out: Path, size: str, sources: "Optional[str | os.PathLike[str]]",
                batch_size: Optional[int], note: Optional[NoteFn], seed: int, result: ReportResult) -> None:
     label_set = net.label_set if net.label_set in ("digits", "imagenet") else "imagenet"
-    settings = SETTINGS[(label_set, mode)]
+    settings = SETTINGS[(label_set, size)]
     batch = batch_size or (32 if label_set == "digits" else 4)
     common = dict(sources=sources, seed=seed)
     relabel = UNCAPPED.replace(batch_size=batch)

@@ -51,7 +51,7 @@ class ReportResult:
     skipped: dict[str, str] = field(default_factory=dict)  # experiment -> why not run
 
 
-_MODE_TEXT = {"quick": "quick settings (scaled down to minutes on a CPU)",
+_SIZE_TEXT = {"quick": "quick settings (scaled down to minutes on a CPU)",
               "full": "full settings (over a thousand relabellings for an ImageNet model)",
               "paper": "the paper's settings"}
 
@@ -60,11 +60,11 @@ def _setting(c: Claim) -> str:
     return "the paper's" if not c.deviations else "NOT the paper's: " + "; ".join(c.deviations)
 
 
-def write_pages(result: ReportResult, model: str, mode: str, sources: "Optional[str | os.PathLike[str]]") -> None:
-    """Write ``result.markdown`` and ``result.html`` for a report on ``model`` in ``mode`` over ``sources``."""
+def write_pages(result: ReportResult, model: str, size: str, sources: "Optional[str | os.PathLike[str]]") -> None:
+    """Write ``result.markdown`` and ``result.html`` for a report on ``model`` at ``size`` over ``sources``."""
     title = f"Confusing deep convolution networks by relabelling: reproduction on {model}"
     prov = result.provenance.rows()
-    general = [f"Settings: {_MODE_TEXT[mode]}. Every measured number: estimate [95% interval] (n): Wilson for "
+    general = [f"Settings: {_SIZE_TEXT[size]}. Every measured number: estimate [95% interval] (n): Wilson for "
                "rates, a seeded BCa bootstrap for means."]
     if any(not m.startswith(PAPER_MODEL) for m in model.split(", ")):
         general.append(f"Every row departs from the paper in its network ({model}; paper: BVLC GoogLeNet)"

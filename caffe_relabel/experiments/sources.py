@@ -34,12 +34,11 @@ import numpy as np
 
 from caffe_relabel.files.bounded_read import read_bounded
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError, ModelNotFoundError
+from caffe_relabel.images.files import IMAGE_SUFFIXES
 from caffe_relabel.models.model import Model
 
 #: The ``path label`` list a validation folder holds beside its images (Caffe's name for ILSVRC-2012's).
 VAL_LIST = "val.txt"
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp", ".jpe"}
 
 # The natural photos bundled with scikit-image, scikit-learn and matplotlib,
 # and the ImageNet class each shows; EfficientNet-Lite0 ranks it in its top 3

@@ -24,9 +24,12 @@ class StoreIdentity:
     model: str
     backend: str
     settings: RelabelSettings
+    #: (name, sha1) of the model's definition and weights (provenance.model_files); empty in older stores.
+    files: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps({"model": self.model, "backend": self.backend, "settings": self.settings.as_dict()},
+        files = {"files": [list(f) for f in self.files]} if self.files else {}
+        return json.dumps({"model": self.model, "backend": self.backend, "settings": self.settings.as_dict(), **files},
                           sort_keys=True, allow_nan=False)
 
     @classmethod
@@ -36,7 +39,8 @@ class StoreIdentity:
             raise ValueError(f"expected an object, got {type(data).__name__}")
         if "settings" not in data:
             data = _identity_v1(data)
-        return cls(str(data["model"]), str(data["backend"]), RelabelSettings.from_dict(data["settings"]))
+        files = tuple((str(name), str(sha1)) for name, sha1 in data.get("files", ()))
+        return cls(str(data["model"]), str(data["backend"]), RelabelSettings.from_dict(data["settings"]), files)
 
 
 def _identity_v1(data: dict) -> dict:
@@ -58,3 +62,7 @@ def check_same(have: StoreIdentity, wanted: StoreIdentity, where: str) -> None:
     for name, x, y in pairs:
         if x != y:
             raise StoreMismatchError(f"{where}: made with {name}={x!r}, expected {name}={y!r}")
+    if have.files and wanted.files and have.files != wanted.files:  # a store from before files were recorded: unknown
+        made, expected = (", ".join(f"{n} (sha1 {s[:12]})" for n, s in f) for f in (have.files, wanted.files))
+        raise StoreMismatchError(f"{where}: made with model files {made}, expected {expected}; "
+                                 "sweep these weights into a new --store")

@@ -32,6 +32,7 @@ from caffe_relabel.relabel.relabeller import Relabeller
 from caffe_relabel.relabel.settings import RelabelSettings
 from caffe_relabel.experiments.common import ModelRef, Stats, open_model
 from caffe_relabel.experiments.intervals import BOOTSTRAP_MAX_N, normal
+from caffe_relabel.experiments.provenance import model_files
 from caffe_relabel.experiments.sources import Source, load_sources
 from caffe_relabel.experiments.store import StoreIdentity, StoredResult, SweepStore
 
@@ -208,7 +209,7 @@ def run_sweep(
     """
     net = open_model(model, backend)
     relabeller = Relabeller(net, settings)
-    identity = StoreIdentity(net.name, net.classifier.backend_name, relabeller.settings)
+    identity = StoreIdentity(net.name, net.classifier.backend_name, relabeller.settings, model_files(net))
     if isinstance(sources, (list, tuple)):
         if per_class is not None:
             raise ArgumentError("per_class picks from a folder or list file; got Source objects already picked")

@@ -54,12 +54,10 @@ def check_saved(model: Model, path: "str | os.PathLike[str]", goal: Goal, aim: O
     """Read ``path`` back as `classify` would and say whether it still meets ``goal``; ``aim``: the class
     the relabelling followed (a result's ``aim``), needed where the goal's class came from the image
     (untargeted: the original label); a :class:`TargetClass`'s is its target."""
-    from caffe_relabel.images.preprocess import fit, image_to_blob, load_image
-
     if aim is None:
         if not isinstance(goal, TargetClass):
             raise ArgumentError(f"a {goal.name} goal needs aim=, the class the relabelling followed")
         aim = goal.target
-    probs = model.classifier.forward(image_to_blob(fit(load_image(path), model.input), model.input)[None])[0]
+    probs = model.predict(path).probabilities
     label = int(probs.argmax())
     return SavedCheck(Path(path), is_lossy(path), goal, int(aim), label, float(probs[label]), float(probs[aim]))

@@ -24,8 +24,9 @@ def digit_png(tmp_path_factory, digits_data):
 def test_classify_json(digit_png, capsys):
     path, label = digit_png
     assert cli.main(["classify", str(path), "-m", "digits", "--json", "--top", "3"]) == cli.EXIT_OK
-    top = json.loads(capsys.readouterr().out)
-    assert len(top) == 3 and top[0]["class"] == label
+    (block,) = json.loads(capsys.readouterr().out)
+    top = block["top"]
+    assert block["image"] == str(path) and len(top) == 3 and top[0]["class"] == label
 
 
 @requires_pycaffe
@@ -39,7 +40,7 @@ def test_relabel_writes_an_image_that_carries_the_target(digit_png, tmp_path, ca
     assert rc == cli.EXIT_OK, text
     assert f"relabelled: {target} ({target})" in text and "distortion:" in text
     assert cli.main(["classify", str(out), "-m", "digits", "--json", "--top", "1"]) == cli.EXIT_OK
-    assert json.loads(capsys.readouterr().out)[0]["class"] == target
+    assert json.loads(capsys.readouterr().out)[0]["top"][0]["class"] == target
 
 
 @requires_pycaffe

@@ -18,7 +18,7 @@ TINY = {
 
 def test_the_report_references_existing_figures(tmp_path, monkeypatch, digits_model):
     monkeypatch.setitem(SETTINGS, ("digits", "quick"), TINY)
-    r = build_report(tmp_path, digits_model.name, mode="quick")
+    r = build_report(tmp_path, digits_model.name, size="quick")
     assert not r.skipped
     md = r.markdown.read_text()
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)

@@ -38,7 +38,7 @@ def test_a_jpeg_that_lost_the_target_exits_1_unless_lossy_output_is_allowed(digi
     assert result["success"] and result["uint8_success"] and not result["saved"]["carries_target"]
     assert "lost the target" in captured.err and "--allow-lossy" in captured.err
     assert cli.main(["classify", str(out), "-m", "digits", "--json", "--top", "1"]) == cli.EXIT_OK
-    assert json.loads(capsys.readouterr().out)[0]["class"] == result["saved"]["label"]  # as `classify` reads it
+    assert json.loads(capsys.readouterr().out)[0]["top"][0]["class"] == result["saved"]["label"]  # as `classify` reads it
 
     assert cli.main(args + ["--allow-lossy"]) == cli.EXIT_OK
     assert "read back: NOT the target" in capsys.readouterr().out
