@@ -52,7 +52,7 @@ def test_a_report_into_a_folder_in_use_refuses_before_any_work(tmp_path, monkeyp
     monkeypatch.setattr(report, "open_model", lambda *a, **k: pytest.fail("a refused report opened a model"))
     with folder_lock(tmp_path, "report folder"):
         with pytest.raises(OutputError, match="report folder is in use"):
-            report.build_report(tmp_path, "digits", mode="quick")
+            report.build_report(tmp_path, "digits", size="quick")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
