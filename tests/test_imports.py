@@ -101,7 +101,7 @@ def test_the_walk_sees_imports_and_would_see_a_cycle() -> None:
 # entry point allowed to name the CLI above it.
 FLOORS = (
     ("errors", "version"),
-    ("numerics", "threads", "interrupts"),
+    ("numerics", "threads", "interrupts", "devices"),
     ("files",),
     ("netdef",),
     ("engine", "images"),
