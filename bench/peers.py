@@ -2,10 +2,13 @@
 
     python bench/peers.py                 # 32 pairs, Relabeller + torchattacks BIM-10/20 + Foolbox BIM-10/20
     python bench/peers.py --pairs 64 --methods relabeller bim20
+    python bench/peers.py --sources ../shared/imagenet-sample --photos 32 --methods relabeller bim20
 
 Same model (EfficientNet-Lite0 converted to Caffe, engine backend; the
 attacks get its torch module), same photo/target pairs (scikit-image photos
-and crops of them, targets drawn at random with a fixed seed), same step:
+and crops of them, or with --sources the first --photos ImageNet photographs
+of a folder of ``<wnid>_<name>.JPEG`` files; targets drawn at random with a
+fixed seed), same step:
 the paper's 50/255 of a grey level per pixel channel. The peers work on
 [0, 1] RGB images through the model's public ``model.module``, which builds
 the network's blob (BGR, x 255, minus the mean) inside; their eps is the whole reach of their steps,
@@ -18,7 +21,9 @@ same on the image rounded to uint8 and classified again), top-1 hits at any
 distortion, mean distortion, image-iterations (forward + input gradient per
 image) and wall time. The Relabeller's time includes its own final 8-bit
 classification; the peers' time is their attack call only. Writes
-bench/results/peers.json and prints the table and BIM-20 time / Relabeller time.
+bench/results/peers.json and prints the table, BIM-20 time / Relabeller time
+(goal >= 2.5) and both methods' successes under the cap (goal: the
+Relabeller's at least BIM-20's).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import skimage.data
@@ -37,6 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, sync, write_json  # noqa: E402
+from imagenet_sample import photographs  # noqa: E402
 
 from caffe_relabel import Relabeller, load_model  # noqa: E402
 from caffe_relabel.images.distortion import distortion  # noqa: E402
@@ -65,11 +71,16 @@ PHOTOS: dict[str, Callable[[], np.ndarray]] = {
 }
 
 
-def make_pairs(n: int, seed: int, spec: InputSpec) -> tuple[list[str], list[np.ndarray], list[int]]:
-    """n (photo name, fitted [0, 1] RGB image, random target) triples, photos taken in turn."""
+def make_pairs(n: int, seed: int, spec: InputSpec, files: Optional[list[str]] = None
+               ) -> tuple[list[str], list[np.ndarray], list[int]]:
+    """n (photo name, fitted [0, 1] RGB image, random target) triples, photos taken in turn:
+    the scikit-image photos and crops, or the image ``files``."""
     rng = np.random.default_rng(seed)
-    fitted = {name: fit(load_image(load()), spec) for name, load in PHOTOS.items()}
-    names = [list(PHOTOS)[i % len(PHOTOS)] for i in range(n)]
+    if files is None:
+        fitted = {name: fit(load_image(load()), spec) for name, load in PHOTOS.items()}
+    else:
+        fitted = {Path(f).name: fit(load_image(f), spec) for f in files}
+    names = [list(fitted)[i % len(fitted)] for i in range(n)]
     targets = [int(t) for t in rng.integers(0, 1000, n)]
     return names, [fitted[name] for name in names], targets
 
@@ -176,6 +187,10 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--mode", default="faithful", choices=NUMERICS, help="the engine's numeric mode (default faithful)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--sources", type=Path, default=None,
+                    help="folder of <wnid>_<name>.JPEG ImageNet photographs, e.g. ../shared/imagenet-sample "
+                         "(default: the scikit-image photos and crops)")
+    ap.add_argument("--photos", type=int, default=None, help="how many of --sources' photographs (default --pairs)")
     ap.add_argument("--out", type=Path, default=RESULTS / "peers.json")
     args = ap.parse_args(argv)
 
@@ -183,7 +198,9 @@ def main(argv: "list[str] | None" = None) -> int:
     spec = model.input
     device = model.blob_module.device
     module = model.module
-    names, photos, targets = make_pairs(args.pairs, args.seed, spec)
+    files = None if args.sources is None else [
+        str(s.image) for s in photographs(args.sources, model, args.photos or args.pairs)]
+    names, photos, targets = make_pairs(args.pairs, args.seed, spec, files)
     step = ALPHA / 255.0 / 255.0  # in [0, 1] image units: 50/255 of a grey level
     # Warm-up (allocation, oneDNN primitives) so the first method timed does not pay for it.
     model.classifier.loss_and_gradient(np.zeros((args.batch,) + spec.shape, np.float32), [0] * args.batch)
@@ -224,16 +241,21 @@ def main(argv: "list[str] | None" = None) -> int:
               f"{r['top1_target_any_distortion']}/{r['pairs']} | {r['mean_distortion']:.5f} | {r['image_iterations']} | "
               f"{r['seconds']:.2f} | {r['image_iterations_per_s']:.1f} |")
     by = {r["method"]: r for r in rows}
-    ratio = None
+    ratio = successes = None
     if "relabeller" in by and "torchattacks BIM-20" in by:
         ratio = by["torchattacks BIM-20"]["seconds"] / by["relabeller"]["seconds"]
-        print(f"\nBIM-20 time / Relabeller time = {ratio:.2f} (goal >= 2.5)")
+        successes = {"relabeller": by["relabeller"]["success_under_cap"],
+                     "bim20": by["torchattacks BIM-20"]["success_under_cap"]}
+        print(f"\nBIM-20 time / Relabeller time = {ratio:.2f} (goal >= 2.5), successes under the cap: "
+              f"Relabeller {successes['relabeller']}, BIM-20 {successes['bim20']} of {args.pairs} "
+              f"(goal: the Relabeller's at least BIM-20's)")
     result = {
         "model": "efficientnet_lite0", "backend": "engine", "device": args.device, "mode": args.mode, "batch": args.batch,
         "seed": args.seed, "cap": CAP, "alpha_grey_levels": ALPHA / 255.0, "step_image_units": step,
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "versions": versions,
         "pairs": [{"photo": n, "target": t} for n, t in zip(names, targets)],
-        "bim20_over_relabeller_time": ratio, "methods": rows, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sources": "scikit-image photos and crops" if args.sources is None else str(args.sources),
+        "bim20_over_relabeller_time": ratio, "successes_under_cap_relabeller_bim20": successes, "methods": rows, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json(args.out, result)
     return 0

@@ -1,7 +1,9 @@
 """Devices and numerics.
 
 ``faithful``: float32 everywhere, NCHW. On CPU, convolutions run Caffe's
-own algorithm, im2col + GEMM + col2im (engine/layers/conv.py); on CUDA, TF32
+own algorithm, im2col + GEMM + col2im (engine/layers/conv.py), except
+depthwise ones, which run oneDNN on channels-last tensors inside the layer
+(drift measured in bench/README.md); on CUDA, TF32
 off for matmul and cuDNN convolutions, cuDNN restricted to deterministic
 algorithms and no autotuning.
 ``fast``: channels-last memory layout; on CPU oneDNN's direct convolutions,
@@ -44,7 +46,8 @@ def uses_channels_last(numerics: str) -> bool:
     # The faster layout for oneDNN and cuDNN, which then pick other algorithms:
     # only the fast modes use it. oneDNN also needs it: its NCHW grouped
     # convolution backward in torch 2.13 gave a wrong input gradient inside
-    # CaffeNet at batch >= 2 (the faithful mode does not run oneDNN).
+    # CaffeNet at batch >= 2 (the faithful mode runs oneDNN only for depthwise
+    # layers, and there on channels-last copies).
     return numerics != "faithful"
 
 
@@ -54,7 +57,9 @@ def uses_im2col(numerics: str, device: torch.device) -> bool:
     oneDNN's direct convolutions sum in another order, and their input-gradient
     signs sit further from a float64 evaluation than Caffe's own (ResNet-50,
     random input: 0.11% of elements flipped, Caffe 0.04%, im2col 0.015%);
-    they are 1.1-1.4x faster on most nets, 2.7x on depthwise ones.
+    they are 1.1-1.4x faster on most nets, 2.7x on depthwise ones. Depthwise
+    layers take oneDNN anyway (channels-last, engine/layers/conv.py): im2col is
+    90x slower there and their drift stays within the fidelity tests' bounds.
     """
     return numerics == "faithful" and device.type == "cpu"
 
