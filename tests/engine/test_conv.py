@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
-from caffe_relabel.engine.layers.conv import Conv2d, ConvTranspose2d, _ChannelsLastDepthwise, \
-    _Im2colConvolution  # noqa: E402
+from caffe_relabel.engine.layers.conv import IM2COL, ONEDNN_CHANNELS_LAST, Conv2d, ConvTranspose2d, \
+    _PinnedConvolution  # noqa: E402
 
 # (module class, weight shape, stride, pad, dilation, group): Caffe's awkward settings.
 GEOMETRIES = {
@@ -76,7 +76,7 @@ def test_im2col_backward_is_the_derivative(geometry: str) -> None:
     conv = layer(geometry, torch.float64)
     x = torch.randn(2, 4, 7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     inputs = tuple(t.detach().clone().requires_grad_(True) for t in (x, conv.weight, conv.bias))
-    assert torch.autograd.gradcheck(lambda x, w, b: _Im2colConvolution.apply(x, w, b, conv), inputs)
+    assert torch.autograd.gradcheck(lambda x, w, b: _PinnedConvolution.apply(x, w, b, conv, IM2COL), inputs)
 
 
 @pytest.mark.parametrize("caller_mkldnn", [True, False])
@@ -110,4 +110,4 @@ def test_depthwise_backward_is_the_derivative() -> None:
     conv = layer("depthwise", torch.float64)
     x = torch.randn(2, 4, 7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     inputs = tuple(t.detach().clone().requires_grad_(True) for t in (x, conv.weight, conv.bias))
-    assert torch.autograd.gradcheck(lambda x, w, b: _ChannelsLastDepthwise.apply(x, w, b, conv), inputs)
+    assert torch.autograd.gradcheck(lambda x, w, b: _PinnedConvolution.apply(x, w, b, conv, ONEDNN_CHANNELS_LAST), inputs)

@@ -25,7 +25,8 @@ tests/engine/test_zoo_architectures.py and test_zoo_fidelity.py.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Optional
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -47,33 +48,6 @@ def _im2col_kernels() -> Iterator[None]:
         torch.backends.nnpack.set_flags(saved_nnpack)
 
 
-class _Im2colConvolution(torch.autograd.Function):
-    """A convolution (or its transpose) whose forward and backward both run im2col + GEMM.
-
-    torch picks the backward's kernels again when the backward runs, so a plain
-    conv2d would differentiate with oneDNN under a caller's own backward
-    (Foolbox, torchattacks); this keeps Caffe's algorithm for both.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], layer: "Conv2d"
-                ) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.layer, ctx.bias_shape = layer, None if bias is None else list(bias.shape)
-        with _im2col_kernels():
-            return layer.convolve(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
-        x, weight = ctx.saved_tensors
-        layer: Conv2d = ctx.layer
-        with _im2col_kernels():
-            gx, gw, gb = torch.ops.aten.convolution_backward(
-                grad, x, weight, ctx.bias_shape, list(layer.stride), list(layer.pad), list(layer.dilation),
-                layer.transposed, [0, 0], layer.group, list(ctx.needs_input_grad[:3]))
-        return gx, gw, gb, None
-
-
 @contextlib.contextmanager
 def _onednn_kernels() -> Iterator[None]:
     # oneDNN on whatever the caller set, so that the channels-last layout picks its direct kernels.
@@ -84,30 +58,48 @@ def _onednn_kernels() -> Iterator[None]:
         torch.backends.mkldnn.set_flags(saved_mkldnn, None, None, None)
 
 
-class _ChannelsLastDepthwise(torch.autograd.Function):
-    """A depthwise convolution whose forward and backward both run oneDNN on channels-last tensors.
+@dataclass(frozen=True)
+class _Kernels:
+    """Which kernels both passes of a convolution run (torch's flags around them) and the layout they take."""
 
-    Inputs and outputs stay NCHW, as the faithful mode's other layers take them.
+    flags: Callable[[], ContextManager[None]]
+    layout: torch.memory_format
+
+
+#: Caffe's algorithm: im2col, one GEMM per group, col2im.
+IM2COL = _Kernels(_im2col_kernels, torch.contiguous_format)
+#: Depthwise layers in the faithful mode: oneDNN's direct kernels on channels-last copies (module docstring).
+ONEDNN_CHANNELS_LAST = _Kernels(_onednn_kernels, torch.channels_last)
+
+
+class _PinnedConvolution(torch.autograd.Function):
+    """A convolution (or its transpose) whose forward and backward both run the given kernels.
+
+    torch picks the backward's kernels again when the backward runs, so a plain
+    conv2d would differentiate with other kernels under a caller's own backward
+    (Foolbox, torchattacks); this keeps the chosen algorithm for both. Inputs and
+    outputs stay NCHW, as the faithful mode's other layers take them.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], layer: "Conv2d"
-                ) -> torch.Tensor:
-        x, weight = (t.contiguous(memory_format=torch.channels_last) for t in (x, weight))
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], layer: "Conv2d",
+                kernels: _Kernels) -> torch.Tensor:
+        x, weight = (t.contiguous(memory_format=kernels.layout) for t in (x, weight))
         ctx.save_for_backward(x, weight)
-        ctx.layer, ctx.bias_shape = layer, None if bias is None else list(bias.shape)
-        with _onednn_kernels():
+        ctx.layer, ctx.kernels, ctx.bias_shape = layer, kernels, None if bias is None else list(bias.shape)
+        with kernels.flags():
             return layer.convolve(x, weight, bias).contiguous()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], ...]:
         x, weight = ctx.saved_tensors
         layer: Conv2d = ctx.layer
-        with _onednn_kernels():
+        with ctx.kernels.flags():
             gx, gw, gb = torch.ops.aten.convolution_backward(
-                grad.contiguous(memory_format=torch.channels_last), x, weight, ctx.bias_shape, list(layer.stride),
-                list(layer.pad), list(layer.dilation), False, [0, 0], layer.group, list(ctx.needs_input_grad[:3]))
-        return (None if gx is None else gx.contiguous(), None if gw is None else gw.contiguous(), gb, None)
+                grad.contiguous(memory_format=ctx.kernels.layout), x, weight, ctx.bias_shape, list(layer.stride),
+                list(layer.pad), list(layer.dilation), layer.transposed, [0, 0], layer.group,
+                list(ctx.needs_input_grad[:3]))
+        return (None if gx is None else gx.contiguous(), None if gw is None else gw.contiguous(), gb, None, None)
 
 
 class Conv2d(CaffeLayer):
@@ -126,10 +118,9 @@ class Conv2d(CaffeLayer):
         return F.conv2d(x, weight, bias, self.stride, self.pad, self.dilation, self.group)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
-        if self.im2col and self.depthwise:
-            return (_ChannelsLastDepthwise.apply(x, self.weight, self.bias, self),)
         if self.im2col:
-            return (_Im2colConvolution.apply(x, self.weight, self.bias, self),)
+            kernels = ONEDNN_CHANNELS_LAST if self.depthwise else IM2COL
+            return (_PinnedConvolution.apply(x, self.weight, self.bias, self, kernels),)
         return (self.convolve(x, self.weight, self.bias),)
 
 
