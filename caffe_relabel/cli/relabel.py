@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from caffe_relabel.errors import ArgumentError
 from caffe_relabel.cli.exits import EXIT_FAILED, EXIT_OK
 from caffe_relabel.cli.model_args import add_model_args, model_options
 from caffe_relabel.cli.options import DEFAULTS, add_relabel_options, finite_float, positive_int, settings_from
+from caffe_relabel.files import strict_json
 
 if TYPE_CHECKING:
     from caffe_relabel.models.model import Model
@@ -40,7 +40,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         else:
             print("\n".join([f"{path}:", *(f"  {_fmt(model, i, p)}" for i, p in top)]))
     if args.json:
-        print(json.dumps(blocks))
+        print(strict_json.dumps(blocks))
     return EXIT_OK
 
 
@@ -68,7 +68,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
             readback = check_saved(model, args.output, result.goal, result.aim)
     if args.json:
         named = {"source": str(args.image), "output": args.output}
-        print(json.dumps({**result.summary(), **named, **({"saved": readback.summary()} if readback else {})}))
+        print(strict_json.dumps({**result.summary(), **named, **({"saved": readback.summary()} if readback else {})}))
     else:
         print(f"original:   {_fmt(model, result.original_label, result.original_prob)}")
         aim = (f"away from {model.class_name(result.aim)} ({result.aim})" if result.goal.away
