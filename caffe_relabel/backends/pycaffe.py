@@ -68,7 +68,7 @@ def parse_device(device: str) -> tuple[str, int]:
     if d == "cpu":
         return "cpu", 0
     kind, _, index = d.partition(":")
-    if kind in ("gpu", "cuda") and (index == "" or index.isdigit()):
+    if kind in ("gpu", "cuda") and (index == "" or index.isascii() and index.isdigit()):
         return "gpu", int(index or 0)
     raise ValueError(f"expected device 'cpu', 'gpu:N' or 'cuda:N', got {device!r}")
 

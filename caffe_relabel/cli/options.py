@@ -55,7 +55,7 @@ def finite_float(text: str) -> float:
 def device(text: str) -> str:
     """cpu, gpu:N or cuda:N (N may be left out: GPU 0); what both backends accept."""
     kind, _, index = text.strip().lower().partition(":")
-    if kind == "cpu" and not index or kind in ("gpu", "cuda") and (index == "" or index.isdigit()):
+    if kind == "cpu" and not index or kind in ("gpu", "cuda") and (index == "" or index.isascii() and index.isdigit()):
         return text.strip().lower()
     raise argparse.ArgumentTypeError(f"expected device 'cpu', 'gpu:N' or 'cuda:N', got {text!r}")
 

@@ -176,7 +176,7 @@ def _list_sources(list_file: Path, model: Model) -> list[Source]:
 def _resolve(model: Model, label: str, where: str) -> int:
     try:
         return model.resolve(label)
-    except ModelNotFoundError as e:
+    except (ModelNotFoundError, ArgumentError) as e:  # a label in a file: the file is what is wrong
         raise ModelNotFoundError(f"{where}: {e}") from None
 
 

@@ -49,7 +49,7 @@ PAPER_SETTINGS = RelabelSettings(max_distortion=PAPER_CAP)
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` (0 <= i < n) to ``(i, n)``."""
     head, sep, tail = text.partition("/")
-    if not (sep and head.strip().isdigit() and tail.strip().isdigit()):
+    if not (sep and all(part.strip().isascii() and part.strip().isdigit() for part in (head, tail))):
         raise ArgumentError(f"--shard: expected i/n such as 0/4, got {text!r}")
     i, n = int(head), int(tail)
     if not (n >= 1 and 0 <= i < n):

@@ -4,7 +4,7 @@ import hashlib
 import pytest
 
 from caffe_relabel.models import zoo
-from caffe_relabel.errors import DownloadError, ModelNotFoundError
+from caffe_relabel.errors import ArgumentError, DownloadError, ModelNotFoundError
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,18 @@ def test_ambiguous_class_name_lists_all():
 def test_index_out_of_range():
     with pytest.raises(ModelNotFoundError, match="0..999"):
         zoo.resolve_class(1000, "imagenet")
+
+
+@pytest.mark.parametrize("target", ["\u00b2", "--1", "", " ", "3.5", "\u0663", 2.0, None])
+def test_number_like_targets_that_are_no_index_are_usage_errors(target):
+    # '²' and '٣' pass str.isdigit() but are no ASCII index; "--1" once slipped through lstrip("-").
+    with pytest.raises(ArgumentError, match="expected a class index"):
+        zoo.resolve_class(target, "digits")
+
+
+@pytest.mark.parametrize("target,index", [(" 7 ", 7), ("+3", 3), ("n02123045", 281)])
+def test_ascii_indices_and_ids_still_resolve(target, index):
+    assert zoo.resolve_class(target, "imagenet" if target.startswith("n") else "digits") == index
 
 
 def test_class_names_come_from_the_maintained_list():
