@@ -22,6 +22,11 @@ from caffe_relabel.errors import ArgumentError, ImageFormatError
 
 ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
 
+# Both backends compute the blob in float32: a transform must fit it.
+_F32 = np.finfo(np.float32)
+# Steps are fractions of a grey level (50/255 in the paper): this much headroom keeps them normal floats.
+_STEP_HEADROOM = 2.0**16
+
 @dataclass(frozen=True)
 class InputSpec:
     """How a network expects its input: Caffe's data transform, image to blob.
@@ -74,6 +79,27 @@ class InputSpec:
             )
         if mean.ndim not in (1, 3):
             raise ArgumentError(f"expected per-channel means or a C x H x W mean image, got shape {list(mean.shape)}")
+        self._check_float32(mean)
+
+    def _check_float32(self, mean: np.ndarray) -> None:
+        """Refuse a transform whose blob float32 cannot hold: subnormal grey levels, overflow, or values so large
+        that neighbouring grey levels round together (every image would then give the same blob)."""
+        # Python floats: an underflow or overflow here is a value to refuse, not a RuntimeWarning.
+        unit = float(self.raw_scale) * float(self.input_scale)
+        grey = unit / 255.0
+        low = float(_F32.tiny) * _STEP_HEADROOM * 255.0
+        if not unit >= low:
+            raise ArgumentError(f"raw_scale * input_scale = {unit:.3g} makes a grey level subnormal in float32; "
+                                f"expected raw_scale * input_scale >= {low:.3g}")
+        lo, hi = (float(mean.min()), float(mean.max())) if mean.size else (0.0, 0.0)
+        field = "mean" if hi >= float(self.raw_scale) - lo else "raw_scale * input_scale"
+        largest = max(hi, float(self.raw_scale) - lo) * float(self.input_scale)
+        if not largest < float(_F32.max):
+            raise ArgumentError(f"{field}: the blob would reach {largest:.3g}, past float32's {float(_F32.max):.3g}")
+        spacing = float(np.spacing(np.float32(largest)))
+        if spacing > grey:
+            raise ArgumentError(f"{field}: the blob would reach {largest:.3g}, where float32 steps by {spacing:.3g}, "
+                                f"more than a grey level ({grey:.3g}): images could not be told apart")
 
     @classmethod
     def from_transform_param(

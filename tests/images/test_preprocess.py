@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import skimage.io
@@ -129,6 +131,31 @@ def test_save_is_8bit_round_to_nearest(tmp_path):
 def test_input_spec_refuses_bad_scale_and_mean(kw):
     with pytest.raises(ValueError, match="scale|mean"):
         InputSpec(size=(4, 4), **kw)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(raw_scale=1e-320), "raw_scale \\* input_scale = .*subnormal"),
+    (dict(input_scale=1e-320), "raw_scale \\* input_scale = .*subnormal"),
+    (dict(raw_scale=1e-30, input_scale=1e-5), "subnormal"),
+    (dict(raw_scale=1e308), "raw_scale \\* input_scale: the blob would reach 1e\\+308, past float32"),
+    (dict(input_scale=1e308), "raw_scale \\* input_scale: the blob would reach inf, past float32"),
+    (dict(mean=(1e300, 0, 0)), "mean: the blob would reach 1e\\+300, past float32"),
+    (dict(mean=(0, 0, 1e9)), "mean: .*float32 steps by 64, more than a grey level"),
+])
+def test_input_spec_refuses_what_float32_cannot_hold(kw, match):
+    from caffe_relabel.errors import ArgumentError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused before any overflowing arithmetic warns
+        with pytest.raises(ArgumentError, match=match):
+            InputSpec(size=(4, 4), **kw)
+
+
+@pytest.mark.parametrize("kw", [dict(mean=(1e6, 0, 0)), dict(raw_scale=1.0, input_scale=1e-20), dict(input_scale=1e30)])
+def test_input_spec_takes_extreme_transforms_float32_still_resolves(kw):
+    spec = InputSpec(size=(2, 2), resize=None, **kw)
+    blobs = [image_to_blob(np.full((2, 2, 3), v / 255), spec) for v in (0, 1)]
+    assert np.isfinite(blobs[1]).all() and (blobs[1] != blobs[0]).all()  # one grey level apart stays apart
 
 
 def test_blob_is_caffes_transform_and_inverts():
