@@ -295,7 +295,13 @@ SAVE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".jpg", ".jpeg
 
 def check_output_path(path: "str | os.PathLike[str]") -> Path:
     """Refuse an output path :func:`save_image` cannot write, before any work is done for it."""
-    p = Path(path)
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ArgumentError(f"expected an output image file name, got {text!r}")
+    # Path() drops a trailing slash: "new.png/" names a folder, and must not be written as the file new.png.
+    if text.endswith(("/", os.sep)):
+        raise ArgumentError(f"{text}: expected an image file name, got a folder (trailing slash)")
+    p = Path(text)
     if p.suffix.lower() not in SAVE_SUFFIXES:
         raise ImageFormatError(f"{p}: expected an image file name ending in {', '.join(SAVE_SUFFIXES)}")
     if p.is_dir() or not p.parent.is_dir():

@@ -158,6 +158,19 @@ def test_input_spec_takes_extreme_transforms_float32_still_resolves(kw):
     assert np.isfinite(blobs[1]).all() and (blobs[1] != blobs[0]).all()  # one grey level apart stays apart
 
 
+@pytest.mark.parametrize("name", ["", " ", "new.png/"])
+def test_output_path_that_names_no_file_is_refused(tmp_path, name):
+    from caffe_relabel.errors import ArgumentError
+    from caffe_relabel.images.preprocess import check_output_path
+
+    path = str(tmp_path / name) + "/" if name.endswith("/") else name
+    with pytest.raises(ArgumentError, match="expected an (output )?image file name"):
+        save_image(np.zeros((2, 2, 3)), path)
+    with pytest.raises(ArgumentError):
+        check_output_path(path)
+    assert list(tmp_path.iterdir()) == []  # new.png/ was not written as the file new.png
+
+
 def test_blob_is_caffes_transform_and_inverts():
     # Caffe: blob = (pixel * raw_scale - mean) * input_scale, the mean subtracted before the scale.
     spec = InputSpec(size=(2, 2), channel_order="RGB", mean=(0.5, 1.0, 0.25), resize=None, raw_scale=2.0, input_scale=4.0)
