@@ -215,6 +215,9 @@ def run_sweep(
     def plan() -> Iterator[tuple[Source, list[int]]]:
         return plan_sources(srcs, num_classes, targets, targets_per_source, seed, shard)
 
+    # The largest batch the loop will run, checked as the backend checks each batch: refused now, before
+    # the store is made, not after the loop has loaded that many images for it.
+    net.classifier._check_batch(_first_batch(plan(), relabeller.settings.batch_size))
     index, shards = shard
     with SweepStore(store, identity) as db:
         db.set_meta("shard", f"{index}/{shards}")
@@ -231,6 +234,16 @@ def run_sweep(
 
         ran = store_results(db, relabeller, pairs_to_do(db, plan()), net.name, commit_rows, commit_seconds, tick)
         return SweepResult(Path(store), shard, planned, already, ran, summarize_store(db))
+
+
+def _first_batch(plan: Iterable[tuple[Source, list[int]]], batch_size: int) -> int:
+    """How many pairs the loop's first batch holds (at least 1): the plan is read only that far."""
+    n = 0
+    for _, targets in plan:
+        n += len(targets)
+        if n >= batch_size:
+            return batch_size
+    return max(n, 1)
 
 
 def summarize(store: "str | os.PathLike[str]") -> SweepSummary:
