@@ -27,7 +27,7 @@ import numpy as np
 from caffe_relabel.errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, OutputError, UnsupportedLayerError
 from caffe_relabel.netdef.layers import PYCAFFE, TABLE
 from caffe_relabel.netdef.layers.head import classifier_head
-from caffe_relabel.netdef.netcheck import NetShapes, check_net
+from caffe_relabel.netdef.netcheck import NetShapes, check_layer_count, check_net
 from caffe_relabel.netdef.prototxt import force_backward
 from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import ConvolutionParameter
 from caffe_relabel.netdef.proto.io import parse_net, read_text
@@ -102,6 +102,7 @@ class PycaffeClassifier(Classifier):
 
         patched = force_backward(read_text(self.prototxt, "prototxt"))
         netdef = parse_net(patched, source=str(self.prototxt))
+        check_layer_count(netdef, str(self.prototxt))
         checked = self._validate_definition(netdef, str(self.prototxt))
         TABLE.require(checked.layers, PYCAFFE, str(self.prototxt))
         self._net_shapes, self._source = checked, str(self.prototxt)
