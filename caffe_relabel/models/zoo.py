@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from caffe_relabel.files.download import sha1_file
-from caffe_relabel.errors import ArgumentError, ModelNotFoundError
+from caffe_relabel.errors import ArgumentError, ModelFormatError, ModelNotFoundError
 from caffe_relabel.files.paths import cache_dir, package_data, repo_prototxt
 from caffe_relabel.images.preprocess import InputSpec
 
@@ -187,10 +187,15 @@ def fetch(
 
     ``url`` replaces the published address; a ``file://`` one needs ``allow_file_urls``.
     """
+    from caffe_relabel.files.checksums import matches_record
     from caffe_relabel.files.download import download
 
     spec = get(name)
     found = find_weights(spec)
+    if found is not None and spec.sha1 is None and spec.converter is not None and not matches_record(found):
+        # What verify calls a SHA1 MISMATCH: a converted file cut short or changed since it was made.
+        raise ModelFormatError(f"{found}: SHA1 MISMATCH: not the size and sha1 recorded when it was made; make it "
+                               f"again with `caffe-relabel models convert {spec.converter}`")
     if found is not None and (spec.sha1 is None or sha1_file(found) == spec.sha1):
         return found
     if spec.url is None and url is None:

@@ -113,6 +113,30 @@ def test_verify_checks_converted_models_against_their_record(cache_home, monkeyp
     assert zoo.verify("made") == (path, False)
 
 
+def test_fetch_of_a_cut_converted_model_fails_as_verify_does(cache_home, monkeypatch, capsys):
+    from caffe_relabel import cli
+    from caffe_relabel.errors import ModelFormatError
+    from caffe_relabel.files.checksums import write_record
+
+    spec = dataclasses.replace(zoo.get("efficientnet_lite0"), name="made", weights_file="made.caffemodel")
+    monkeypatch.setitem(zoo.MODELS, "made", spec)
+    monkeypatch.setattr(zoo, "_checkout_models_dir", lambda: cache_home / "nowhere")
+    path = cache_home / "models" / "made.caffemodel"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x01" * 5000)
+    write_record(path)
+    assert zoo.fetch("made") == path  # intact: found, nothing to do
+    with open(path, "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(ModelFormatError, match="SHA1 MISMATCH.*models convert efficientnet_lite0"):
+        zoo.fetch("made")
+    capsys.readouterr()
+    assert cli.main(["models", "fetch", "made", "-q"]) == cli.EXIT_INPUT
+    assert cli.main(["models", "verify", "made"]) == cli.EXIT_INPUT
+    captured = capsys.readouterr()
+    assert "SHA1 MISMATCH" in captured.err and "SHA1 MISMATCH" in captured.out and "Traceback" not in captured.err
+
+
 def test_a_word_suggests_the_classes_named_with_it_before_fuzzy_matches():
     with pytest.raises(ModelNotFoundError) as e:
         zoo.resolve_class("cat", "imagenet")
