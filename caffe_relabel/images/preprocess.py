@@ -314,16 +314,30 @@ def save_image(image: np.ndarray, path: "str | os.PathLike[str]") -> None:
 
     An unwritable or full destination raises OutputError; nothing partial is left.
     """
-    import skimage.io
-
     p = check_output_path(path)
     pixels = to_uint8(image)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    # Atomic: a full disk or a killed process leaves the old file or none, never half an image.
-    with atomic_write.atomic_path(p, "image") as tmp:
-        try:
-            skimage.io.imsave(str(tmp), pixels, check_contrast=False)
-        except ValueError as e:
-            raise ImageFormatError(f"{p}: cannot save the image ({type(e).__name__}: {e})") from None
+    try:
+        data = _encode(pixels, p.suffix.lower())
+    except ValueError as e:
+        raise ImageFormatError(f"{p}: cannot save the image ({type(e).__name__}: {e})") from None
+    # Encoded in memory, written by us alone, atomically: a full disk or a killed process leaves the old
+    # file or none, never half an image, and no encoder is left holding a file it cannot close.
+    atomic_write.write_bytes(p, data, "image")
+
+
+def _encode(pixels: np.ndarray, suffix: str) -> bytes:
+    """The file's bytes, by the encoders scikit-image's imsave uses: tifffile for TIFF, imageio otherwise."""
+    if suffix in (".tif", ".tiff"):
+        import io
+
+        import tifffile
+
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, pixels, photometric="rgb" if pixels.ndim == 3 else "minisblack")
+        return buffer.getvalue()
+    import imageio.v3
+
+    return imageio.v3.imwrite("<bytes>", pixels, extension=suffix)
 

@@ -171,6 +171,43 @@ def test_output_path_that_names_no_file_is_refused(tmp_path, name):
     assert list(tmp_path.iterdir()) == []  # new.png/ was not written as the file new.png
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".jpg"])
+def test_a_full_disk_is_one_error_and_no_ignored_exception(tmp_path, suffix):
+    import subprocess
+    import sys
+
+    # A file-size limit is a full disk for this process: the write fails with EFBIG (SIGXFSZ ignored).
+    code = ("import gc, resource, signal, numpy as np\n"
+            "from caffe_relabel.images.preprocess import save_image\n"
+            "from caffe_relabel.errors import OutputError\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.RLIM_INFINITY))\n"
+            "try:\n"
+            f"    save_image(np.random.default_rng(0).uniform(size=(32, 32, 3)), {str(tmp_path / ('o' + suffix))!r})\n"
+            "except OutputError as e:\n"
+            "    print(e)\n"
+            "gc.collect()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "cannot write image" in done.stdout, done.stdout + done.stderr
+    assert done.stderr == ""  # an encoder holding the file it could not close would print "Exception ignored"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saved_bytes_are_what_scikit_image_writes(tmp_path):
+    import skimage.io
+
+    from caffe_relabel.images.preprocess import SAVE_SUFFIXES
+
+    rng = np.random.default_rng(0)
+    for pixels in (rng.uniform(size=(12, 10, 3)), rng.uniform(size=(12, 10, 1))):
+        for suffix in SAVE_SUFFIXES:
+            ours, theirs = tmp_path / f"ours{suffix}", tmp_path / f"theirs{suffix}"
+            save_image(pixels, ours)
+            u8 = to_uint8(pixels)
+            skimage.io.imsave(str(theirs), u8[:, :, 0] if u8.shape[2] == 1 else u8, check_contrast=False)
+            assert ours.read_bytes() == theirs.read_bytes(), suffix
+
+
 def test_blob_is_caffes_transform_and_inverts():
     # Caffe: blob = (pixel * raw_scale - mean) * input_scale, the mean subtracted before the scale.
     spec = InputSpec(size=(2, 2), channel_order="RGB", mean=(0.5, 1.0, 0.25), resize=None, raw_scale=2.0, input_scale=4.0)
