@@ -2,7 +2,9 @@
 
     python -m tests.fuzz.reliability_child CASES.json RESULTS.jsonl MEMORY_BYTES CASE_TIMEOUT
 
-Each case is `caffe-relabel ARGV` with its environment changes and an optional
+Each case is `caffe-relabel ARGV` (or, with "call", one hostile API call from
+tests.fuzz.api_cases: a library error is then a clean exit with the CLI's code
+for it) with its environment changes and an optional
 file-size limit (a full disk: writes past it fail with EFBIG, as SIGXFSZ is
 ignored). The case about to run is written to RESULTS first ("start"), so a
 parent that sees this process die or stall knows which case did it.
@@ -74,7 +76,7 @@ def run_case(case: dict, timeout: float) -> dict:
         # earlier case in this process is shown (and classified) again, not deduplicated away.
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
             try:
-                rc = main(case["argv"])
+                rc = _call(case["call"]) if "call" in case else main(case["argv"])
             except SystemExit as e:  # argparse's own exit
                 rc = e.code
             gc.collect()  # destructors that fail print "Exception ignored" now, into err, not after the case
@@ -93,6 +95,22 @@ def run_case(case: dict, timeout: float) -> dict:
             else:
                 os.environ[k] = v
     return {"id": case["id"], "outcome": classify(rc, err.getvalue()), "rc": rc, "detail": err.getvalue()[-500:]}
+
+
+def _call(target: str) -> int:
+    """Run ``module:function``; a library error is reported in one line and mapped as the CLI maps it."""
+    import importlib
+
+    from caffe_relabel.cli.exits import exit_code
+    from caffe_relabel.errors import CaffeRelabelError
+
+    module, name = target.split(":")
+    try:
+        getattr(importlib.import_module(module), name)()
+    except CaffeRelabelError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return exit_code(e)
+    return 0
 
 
 def main() -> None:
