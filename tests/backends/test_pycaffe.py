@@ -178,6 +178,8 @@ def test_a_net_over_the_layer_limit_is_refused_before_caffe_builds_it(tmp_path, 
     over = deep_prototxt(tmp_path / "over.prototxt", netcheck.MAX_PYCAFFE_LAYERS + 1)
     built = []
     monkeypatch.setattr(caffe, "Net", lambda *a: built.append(a))
+    # Counted in the text: refused before protobuf's parser (tens of seconds on the 50 MB file).
+    monkeypatch.setattr("caffe_relabel.backends.pycaffe.parse_net", lambda *a, **k: built.append(a))
     with pytest.raises(NetTooLargeError, match=f"{netcheck.MAX_PYCAFFE_LAYERS + 1} layers, more than the "
                                                f"{netcheck.MAX_PYCAFFE_LAYERS}.*backend='engine'"):
         load_classifier(over, weights, backend="pycaffe")

@@ -313,10 +313,9 @@ def test_third_pass_reproductions(files, tmp_path):
     if pycaffe_available():
         add("layers", [["classify", digit, "--prototxt", str(over), "--weights", str(weights), *deep,
                         "--backend", "pycaffe"]], 3)
-        if EXAMPLES > 60:  # the 50 MB, 318k-layer file: parsing it alone takes tens of seconds
-            big = deep_prototxt(tmp_path / "big.prototxt", 318_000, padding=90)
-            add("layers", [["classify", digit, "--prototxt", str(big), "--weights", str(weights), *deep,
-                            "--backend", "pycaffe"]], 3)
+        big = deep_prototxt(tmp_path / "big.prototxt", 318_000, padding=90)  # the 50 MB, 318k-layer file
+        add("layers", [["classify", digit, "--prototxt", str(big), "--weights", str(weights), *deep,
+                        "--backend", "pycaffe"]], 3)
     add("layers engine", [["classify", digit, "--prototxt", str(over), "--weights", str(weights), *deep,
                            "--backend", "engine"]], 0)
     home = str(_cut_converted_home(tmp_path / "home"))
