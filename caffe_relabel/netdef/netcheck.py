@@ -56,8 +56,8 @@ MAX_AXES = 32
 #: The most layers (``layer`` and V1 ``layers`` together) a definition may have for real Caffe: ten times
 #: the deepest published Caffe nets (ResNet-1001: about 4,300). Counted in the text before it is parsed
 #: (:func:`caffe_relabel.netdef.prototxt.count_layers`): a 50 MB, 318k-layer file is refused in seconds,
-#: where parsing it takes tens and Caffe's set-up, which Ctrl-C cannot interrupt, more (2.1 s at 100k
-#: layers, 14 s at 318k: faster than linear). The engine has no such limit.
+#: where parsing it takes tens, and Caffe's set-up, which Ctrl-C cannot interrupt, grows faster than the
+#: layer count (2.1 s at 100k layers, 14 s at 318k). The engine has no such limit.
 MAX_PYCAFFE_LAYERS = 50_000
 
 __all__ = ["MAX_AXES", "MAX_BLOB_ELEMENTS", "MAX_NET_BYTES_ENV", "MAX_PYCAFFE_LAYERS", "NetShapes", "check_batch",

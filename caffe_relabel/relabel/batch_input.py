@@ -76,7 +76,8 @@ def read_batch(x: Any, spec: InputSpec, layout: Optional[str] = None) -> Batch:
     if tensor:
         _check_tensor_kind(x)
     shape = tuple(int(d) for d in x.shape)
-    want = {"NCHW": f"N x {c} x {h} x {w}", "NHWC": f"N x {h} x {w} x {c}", None: f"N x {c} x {h} x {w} or N x {h} x {w} x {c}"}[layout]
+    first, last = f"N x {c} x {h} x {w}", f"N x {h} x {w} x {c}"
+    want = {"NCHW": first, "NHWC": last, None: f"{first} or {last}"}[layout]
     if len(shape) != 4:
         raise ArgumentError(f"expected a batch of images, {want}, got shape {list(shape)}")
     if shape[0] == 0:
