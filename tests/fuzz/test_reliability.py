@@ -254,7 +254,7 @@ def test_environment_faults(files, tmp_path):
                         env={"TMPDIR": tmpdir})
     if EXAMPLES > 60:  # converting EfficientNet-Lite0 takes seconds each: the long run only
         for home in homes:
-            cases += _cases("convert", [["models", "convert"]], env={"CAFFE_RELABEL_HOME": home})
+            cases += _cases(f"convert {home!r}", [["models", "convert"]], env={"CAFFE_RELABEL_HOME": home})
     for fsize in (0, 1000):
         cases += _cases(f"convert full {fsize}", [["models", "convert"]],
                         env={"CAFFE_RELABEL_HOME": str(tmp_path / f"home{fsize}")}, fsize=fsize)
