@@ -36,7 +36,7 @@ from caffe_relabel.models import testmodels
 from caffe_relabel.backends import load_classifier  # noqa: E402
 from caffe_relabel.backends.base import Classifier  # noqa: E402
 from caffe_relabel.backends.engine import EngineClassifier  # noqa: E402
-from caffe_relabel.numerics import MODES  # noqa: E402
+from caffe_relabel.numerics import NUMERICS  # noqa: E402
 
 
 def main(argv: "list[str] | None" = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("--model", default="bvlc_googlenet", choices=testmodels.RANDOM_MODELS)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--mode", default="faithful", choices=MODES)
+    parser.add_argument("--mode", default="faithful", choices=NUMERICS)
     parser.add_argument("--compile", action="store_true", help="run the engine through torch.compile")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores)")
@@ -54,7 +54,7 @@ def main(argv: "list[str] | None" = None) -> int:
 
     torch.set_num_threads(args.threads)
     proto, weights = testmodels.random_model(args.model)
-    engine = EngineClassifier(proto, weights, device=args.device, mode=args.mode, compile=args.compile)
+    engine = EngineClassifier(proto, weights, device=args.device, numerics=args.mode, compile=args.compile)
     backends: dict[str, Classifier] = {"engine": engine}
     if not args.no_pycaffe:
         backends["pycaffe"] = load_classifier(proto, weights, backend="pycaffe",

@@ -4,6 +4,7 @@ ceiling, a net's multiply-add count, and writing the JSON result."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -14,7 +15,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
+# Where the JSON results go: $BENCH_RESULTS (a scratch folder), else bench/results/ (ignored by git).
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 if str(ROOT) not in sys.path:  # run as `python bench/x.py` from anywhere
     sys.path.insert(0, str(ROOT))
 

@@ -46,7 +46,7 @@ from caffe_relabel.models import testmodels
 from caffe_relabel.models import zoo
 from caffe_relabel.backends import load_classifier  # noqa: E402
 from caffe_relabel.backends.engine import EngineClassifier  # noqa: E402
-from caffe_relabel.engine import MODES  # noqa: E402
+from caffe_relabel.numerics import NUMERICS  # noqa: E402
 from caffe_relabel.models.model import Model  # noqa: E402
 
 REGRESSION_REFERENCE = ROOT / "tests" / "regression" / "reference.json"
@@ -101,7 +101,7 @@ def regression_runs(device: str, mode: str, quick: bool) -> dict[str, list[dict[
         else:
             proto, weights = testmodels.random_model(group.model)
         spec = zoo.get(group.model)
-        model = Model(EngineClassifier(proto, weights, device=device, mode=mode), spec.input, group.model,
+        model = Model(EngineClassifier(proto, weights, device=device, numerics=mode), spec.input, group.model,
                       zoo.class_names(spec.classes), spec.classes)
         results = Relabeller(model, max_distortion=group.max_distortion, max_iter=group.max_iter,
                              batch_size=group.batch_size).run_batch(images, targets)
@@ -134,7 +134,7 @@ def net_outputs(clf: EngineClassifier, ref: Any, n: int) -> tuple[np.ndarray, np
 
 def fidelity(args: argparse.Namespace, ref: Any, state: dict) -> dict[str, Any]:
     proto, weights = testmodels.random_model(NET)
-    logits, grad = net_outputs(EngineClassifier(proto, weights, device=args.device, mode="faithful"), ref, args.n)
+    logits, grad = net_outputs(EngineClassifier(proto, weights, device=args.device, numerics="faithful"), ref, args.n)
     state["faithful"] = (logits, grad)
     runs = regression_runs(args.device, "faithful", args.quick)
     state["faithful_runs"] = runs
@@ -150,8 +150,8 @@ def modes(args: argparse.Namespace, ref: Any, state: dict) -> dict[str, Any]:
     proto, weights = testmodels.random_model(NET)
     base_logits, base_grad = state["faithful"]
     out = {}
-    for mode in MODES[1:]:
-        logits, grad = net_outputs(EngineClassifier(proto, weights, device=args.device, mode=mode), ref, args.n)
+    for mode in NUMERICS[1:]:
+        logits, grad = net_outputs(EngineClassifier(proto, weights, device=args.device, numerics=mode), ref, args.n)
         out[mode] = {
             "logits_relative_error_vs_faithful": relative_error(logits, base_logits),
             "grad_sign_agreement_vs_faithful": sign_agreement(grad, base_grad),
@@ -170,12 +170,12 @@ def throughput(args: argparse.Namespace, ref: Any, state: dict) -> dict[str, Any
     rows: dict[str, Any] = {}
     rng = np.random.default_rng(1)
     for compiled in args.compile:
-        for mode in MODES:
+        for mode in NUMERICS:
             key = f"{mode}{'+compile' if compiled else ''}"
             if time.perf_counter() > state["deadline"]:
                 rows[key] = {"skipped": "time budget"}
                 continue
-            clf = EngineClassifier(proto, weights, device=args.device, mode=mode, compile=compiled)
+            clf = EngineClassifier(proto, weights, device=args.device, numerics=mode, compile=compiled)
             flops = flops or flops_per_image(clf.net)
             row = {}
             for batch in args.batches:

@@ -36,7 +36,7 @@ from caffe_relabel.models import testmodels
 
 from caffe_relabel.models import zoo
 from caffe_relabel.backends import load_classifier  # noqa: E402
-from caffe_relabel.numerics import MODES  # noqa: E402
+from caffe_relabel.numerics import NUMERICS  # noqa: E402
 from caffe_relabel.models.model import Model  # noqa: E402
 
 MODELS = ("efficientnet_lite0", "bvlc_googlenet")
@@ -44,16 +44,16 @@ MODELS = ("efficientnet_lite0", "bvlc_googlenet")
 
 def load(name: str, device: str, mode: str) -> Model:
     if name == "efficientnet_lite0":  # converted weights, present offline
-        return load_model(name, backend="engine", device=device, mode=mode)
+        return load_model(name, backend="engine", device=device, numerics=mode)
     prototxt, weights = testmodels.random_model(name)
     spec = zoo.get(name)
-    return Model(load_classifier(prototxt, weights, backend="engine", device=device, mode=mode), spec.input, name,
+    return Model(load_classifier(prototxt, weights, backend="engine", device=device, numerics=mode), spec.input, name,
                  zoo.class_names(spec.classes), spec.classes)
 
 
 def raw_round(model: Model, x: torch.Tensor, targets: torch.Tensor, steps: int, device: str) -> float:
     """Image-iterations/s of ``steps`` plain forward + input-gradient calls."""
-    module = model.module
+    module = model.blob_module
     start = time.perf_counter()
     for _ in range(steps):
         xr = x.detach().requires_grad_(True)
@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="steps per round (default 20)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating raw/loop rounds (default 3)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--mode", default="faithful", choices=MODES, help="the engine's numeric mode (default faithful)")
+    ap.add_argument("--mode", default="faithful", choices=NUMERICS, help="the engine's numeric mode (default faithful)")
     ap.add_argument("--quick", action="store_true", help="5 steps, 2 rounds")
     ap.add_argument("--note", default="", help="recorded with the results (e.g. 'machine shared')")
     args = ap.parse_args()

@@ -41,7 +41,7 @@ from caffe_relabel.models import zoo
 from caffe_relabel.models.model import load_model  # noqa: E402
 from caffe_relabel.netdef.proto.io import read_net  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import RESULTS  # noqa: E402
 
 
 def _literal(scale: float, shift: float) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -4,13 +4,14 @@
 
 The offline stand-in for the paper's ImageNet experiment: each photo to
 ``--targets`` random classes under the paper's 0.01 cap. Writes
-bench/results/relabel_photos_<backend>.json.
+relabel_photos_<backend>.json into $BENCH_RESULTS (default bench/results/).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -64,8 +65,8 @@ def main() -> None:
         "seconds": seconds,
         "cases": [dict(photo=n, **{k: v for k, v in r.summary().items() if k != "source"}) for n, r in zip(names, results)],
     }
-    path = Path(__file__).with_name("results") / f"relabel_photos_{out['backend']}.json"
-    path.parent.mkdir(exist_ok=True)
+    path = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).with_name("results")) / f"relabel_photos_{out['backend']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k != "cases"}, indent=1))
 

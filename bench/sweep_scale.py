@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -141,7 +142,7 @@ def main(argv: "list[str] | None" = None) -> dict:
     p.add_argument("--commit-rows", type=int, default=COMMIT_ROWS)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--store-only-rows", type=int, default=20_000, help="pre-made rows for the store-alone rates")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sweep_scale.json")
+    p.add_argument("--out", type=Path, default=Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results") / "sweep_scale.json")
     args = p.parse_args(argv)
 
     settings = PAPER_SETTINGS.replace(batch_size=args.batch_size)

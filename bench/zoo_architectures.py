@@ -89,7 +89,7 @@ def main() -> None:
            "architectures": {}}
     for name in args.names:
         proto, weights = testmodels.random_model(name)
-        engines = {mode: EngineClassifier(proto, weights, mode=mode) for mode in ("faithful", "fast")}
+        engines = {mode: EngineClassifier(proto, weights, numerics=mode) for mode in ("faithful", "fast")}
         caffe = load_classifier(proto, weights, backend="pycaffe")
         s = testmodels.ZOO_INPUT_SCALE.get(name, 1.0)
         shape = engines["faithful"].input_shape

@@ -1,4 +1,4 @@
-"""The engine's numeric modes, by name (importable without torch, for the CLI and
+"""The engine's numerics, by name (importable without torch, for the CLI and
 :func:`caffe_relabel.backends.load_classifier`; what each one does:
 :mod:`caffe_relabel.engine.device`)."""
 
@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from caffe_relabel.errors import ArgumentError
 
-MODES = ("faithful", "fast", "fast-bf16")
+NUMERICS = ("faithful", "fast", "fast-bf16")
+
+#: Numerics that exist only on a CUDA device.
+CUDA_ONLY = ("fast-bf16",)
 
 
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ArgumentError(f"expected mode {' or '.join(repr(m) for m in MODES)}, got {mode!r}")
-    return mode
+def check_numerics(numerics: str) -> str:
+    if numerics not in NUMERICS:
+        raise ArgumentError(f"expected numerics {' or '.join(repr(m) for m in NUMERICS)}, got {numerics!r}")
+    return numerics

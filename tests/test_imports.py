@@ -89,8 +89,54 @@ def test_the_walk_sees_imports_and_would_see_a_cycle() -> None:
     graph = _graph()
     # Relative, absolute, package-level and function-level imports are all read.
     assert "caffe_relabel.relabel.settings" in graph["caffe_relabel.relabel.relabeller"]
-    assert "caffe_relabel.cli.exits" in graph["caffe_relabel.experiments.__main__"]
-    assert "caffe_relabel.models.convert.efficientnet_lite0_torch" in graph["caffe_relabel.models.convert.efficientnet_lite0"]
+    assert "caffe_relabel.cli.main" in graph["caffe_relabel.experiments.__main__"]
+    assert "caffe_relabel.models.convert.efficientnet_lite_torch" in graph["caffe_relabel.models.convert.efficientnet_lite"]
     assert "caffe_relabel.experiments.plots" in graph["caffe_relabel.experiments.svm"]
-    graph["caffe_relabel.relabel.settings"] = graph["caffe_relabel.relabel.settings"] | {"caffe_relabel.relabel.relabeller"}
-    assert ["caffe_relabel.relabel.relabeller", "caffe_relabel.relabel.settings"] in _cycles(graph)
+    graph["caffe_relabel.relabel.batch_input"] = graph["caffe_relabel.relabel.batch_input"] | {"caffe_relabel.relabel.relabeller"}
+    assert ["caffe_relabel.relabel.batch_input", "caffe_relabel.relabel.relabeller"] in _cycles(graph)
+
+
+# The rooms (top-level modules and subpackages) from the ground up: a room imports only rooms on its
+# own floor or lower ones, so no import runs back up. `python -m caffe_relabel.experiments` is the one
+# entry point allowed to name the CLI above it.
+FLOORS = (
+    ("errors", "version"),
+    ("numerics", "threads", "interrupts", "devices"),
+    ("files",),
+    ("netdef",),
+    ("engine", "images"),
+    ("backends",),
+    ("models",),
+    ("relabel",),
+    ("experiments",),
+    ("cli",),
+    ("",),  # the package's __init__: the public API
+)
+ENTRY_POINTS = {"caffe_relabel.experiments.__main__"}
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_the_tree_is_the_architecture() -> None:
+    floor = {room: i for i, rooms in enumerate(FLOORS) for room in rooms}
+    graph = _graph()
+    assert {_room(m) for m in graph} == set(floor), "a new room needs its floor in FLOORS"
+    upward = sorted((a, b) for a, targets in graph.items() if a not in ENTRY_POINTS for b in targets
+                    if floor[_room(b)] > floor[_room(a)])
+    assert upward == []
+    loose = sorted(p.name for p in ROOT.glob("*.py"))
+    assert len(loose) <= 8, loose
+    long = {str(p.relative_to(ROOT)): n for p in ROOT.rglob("*.py") if not p.name.endswith("_pb2.py")
+            for n in [len(p.read_text().splitlines())] if n > 400}
+    assert long == {}
+
+
+def test_netdef_needs_no_torch() -> None:
+    """Caffe's formats and rules load and check nets on a machine without torch."""
+    torch_users = sorted(m for m, p in _modules().items() if _room(m) == "netdef"
+                         and any(isinstance(n, (ast.Import, ast.ImportFrom)) and "torch" in ast.unparse(n)
+                                 for n in ast.walk(ast.parse(p.read_text()))))
+    assert torch_users == []

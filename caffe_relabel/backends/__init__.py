@@ -11,7 +11,8 @@ import importlib.util
 import os
 from typing import Callable, Optional
 
-from caffe_relabel.numerics import check_mode
+from caffe_relabel.devices import parse_device
+from caffe_relabel.numerics import CUDA_ONLY, check_numerics
 from caffe_relabel.errors import ArgumentError, BackendUnavailableError
 from caffe_relabel.backends.base import Classifier, LossGradient, softmax_cross_entropy_grad
 
@@ -20,6 +21,10 @@ BACKENDS: dict[str, str] = {
     "pycaffe": "caffe_relabel.backends.pycaffe:PycaffeClassifier",
     "engine": "caffe_relabel.backends.engine:EngineClassifier",
 }
+
+
+#: What a ``backend=`` argument takes: a backend's name, or "auto".
+BACKEND_CHOICES = ("auto", *BACKENDS)
 
 
 def _backend_class(name: str) -> Callable[..., Classifier]:
@@ -53,23 +58,29 @@ def load_classifier(
     weights: "Optional[str | os.PathLike[str]]" = None,
     backend: str = "auto",
     device: str = "cpu",
-    mode: str = "faithful",
+    numerics: str = "faithful",
 ) -> Classifier:
     """A classifier from a deploy prototxt and a caffemodel on the chosen backend.
 
-    ``mode`` is the engine's numeric mode (:mod:`caffe_relabel.engine.device`);
-    pycaffe is Caffe itself and runs only ``'faithful'``, so with ``backend='auto'``
-    another mode picks the engine.
+    ``numerics`` are the engine's (:mod:`caffe_relabel.engine.device`); pycaffe
+    is Caffe itself and runs only ``'faithful'``, so with ``backend='auto'``
+    other numerics pick the engine. ``'fast-bf16'`` exists only on CUDA.
     """
-    check_mode(mode)
+    check_numerics(numerics)
+    kind, _ = parse_device(device)
+    if numerics in CUDA_ONLY and kind == "cpu":
+        raise ArgumentError(f"numerics {numerics!r} exist only on CUDA (bfloat16 autocast); "
+                            f"on device {device!r} use 'fast' (--engine-mode fast) or 'faithful'")
     if backend == "auto":
-        backend = "pycaffe" if mode == "faithful" and pycaffe_available() else "engine"
+        backend = "pycaffe" if numerics == "faithful" and pycaffe_available() else "engine"
     if backend == "engine":
-        return _backend_class(backend)(prototxt, weights, device=device, mode=mode)
-    if mode != "faithful":
-        raise ArgumentError(f"mode {mode!r} is the engine's; backend {backend!r} runs only 'faithful'")
+        return _backend_class(backend)(prototxt, weights, device=device, numerics=numerics)
+    if numerics != "faithful":
+        raise ArgumentError(f"numerics {numerics!r} are the engine's; backend {backend!r} runs only 'faithful' "
+                            "(for them: backend 'engine', --backend engine)")
     return _backend_class(backend)(prototxt, weights, device=device)
 
 
-__all__ = ["BACKENDS", "Classifier", "LossGradient", "engine_available", "load_classifier", "pycaffe_available",
+__all__ = ["BACKENDS", "BACKEND_CHOICES", "Classifier", "LossGradient", "engine_available", "load_classifier",
+           "pycaffe_available",
            "softmax_cross_entropy_grad"]

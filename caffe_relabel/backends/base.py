@@ -130,13 +130,53 @@ class Classifier(abc.ABC):
             raise CaffeRelabelError(f"no blob named {name!r} in this network{hint}")
 
 
-def softmax_cross_entropy_grad(probs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample loss -log p[target] and dL/dlogits = p - onehot, as Caffe's SoftmaxWithLoss."""
-    n = probs.shape[0]
-    picked = probs[np.arange(n), targets]
+def softmax_cross_entropy_grad(probs: Any, targets: Any) -> tuple[Any, Any]:
+    """Per-sample loss -log p[target] and dL/dlogits = p - onehot, as Caffe's SoftmaxWithLoss.
+
+    ``probs`` and ``targets``: numpy arrays, or torch tensors on one device (the relabelling loop's
+    on the engine's device); the answer is of the same kind.
+    """
+    on_torch = not isinstance(probs, np.ndarray)
+    xp: Any = np
+    if on_torch:
+        import torch as xp
+
+    rows = xp.arange(probs.shape[0])
+    if on_torch:
+        rows = rows.to(probs.device)
+    picked = probs[rows, targets]
     # Caffe's SoftmaxWithLoss clamps at FLT_MIN before the log.
     # (float64 log: the loss is reported, never fed back, so keep its digits).
-    loss = -np.log(np.maximum(picked.astype(np.float64), np.finfo(np.float32).tiny))
-    dlogits = probs.copy()
-    dlogits[np.arange(n), targets] -= 1.0
+    loss = -xp.log(xp.clip(xp.asarray(picked, dtype=xp.float64), float(np.finfo(np.float32).tiny), None))
+    dlogits = probs.clone() if on_torch else probs.copy()
+    dlogits[rows, targets] -= 1.0
     return loss, dlogits
+
+
+class TensorClassifier(Classifier):
+    """A classifier that computes with torch tensors on a device (the engine).
+
+    The relabelling loop keeps its batches on :attr:`torch_device` and calls these
+    directly, so images cross to the host only when a caller asks for numpy.
+    """
+
+    @property
+    @abc.abstractmethod
+    def torch_device(self) -> Any:
+        """The torch device the network runs on."""
+
+    @abc.abstractmethod
+    def logits(self, x: Any) -> Any:
+        """Logits of an N x C x H x W tensor on :attr:`torch_device` (differentiable)."""
+
+    @abc.abstractmethod
+    def probabilities(self, logits: Any) -> Any:
+        """N x K probabilities of :meth:`logits`' answer (the net's own Softmax), not differentiable."""
+
+    @abc.abstractmethod
+    def input_gradient(self, logits: Any, x: Any, seed: Any) -> Any:
+        """dL/dx for dL/dlogits = ``seed``, in the net's numerics (zeros where the logits ignore x)."""
+
+    def check_batch(self, n: int) -> None:
+        """Refuse a batch of ``n`` samples that Caffe could not hold, before anything is allocated."""
+        self._check_batch(n)

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from caffe_relabel.errors import BackendUnavailableError, ModelFormatError
-from caffe_relabel.backends.base import Classifier, LossGradient, softmax_cross_entropy_grad
+from caffe_relabel.backends.base import LossGradient, TensorClassifier, softmax_cross_entropy_grad
 
 try:
     import torch
@@ -27,10 +27,10 @@ from caffe_relabel.engine import CaffeNet, load_net
 from caffe_relabel.engine.spec import count
 
 
-class EngineClassifier(Classifier):
+class EngineClassifier(TensorClassifier):
     """A classifier run by the Caffe-faithful PyTorch engine.
 
-    device: 'cpu', 'cuda', 'cuda:N' (or 'gpu:N'); mode: 'faithful', 'fast' or
+    device: 'cpu', 'cuda', 'cuda:N' (or 'gpu:N'); numerics: 'faithful', 'fast' or
     'fast-bf16' (see caffe_relabel.engine.device);
     compile: run the network through torch.compile (first calls are slow).
     """
@@ -38,12 +38,12 @@ class EngineClassifier(Classifier):
     backend_name = "engine"
 
     def __init__(self, prototxt: "str | os.PathLike[str]", weights: "Optional[str | os.PathLike[str]]" = None,
-                 device: str = "cpu", mode: str = "faithful", compile: bool = False) -> None:
+                 device: str = "cpu", numerics: str = "faithful", compile: bool = False) -> None:
         self.prototxt = prototxt
         self.weights = weights
         self.device = device
-        self.mode = mode
-        self.net: CaffeNet = load_net(prototxt, weights, device=device, mode=mode)
+        self.numerics = numerics
+        self.net: CaffeNet = load_net(prototxt, weights, device=device, numerics=numerics)
         self._run = torch.compile(self.net) if compile else self.net
         shape = self.net.input_shape
         if len(shape) != 4:
@@ -61,31 +61,40 @@ class EngineClassifier(Classifier):
     def blob_names(self) -> list[str]:
         return self.net.blob_names
 
+    @property
+    def torch_device(self) -> torch.device:
+        return self.net.device
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            probs = self.net.probabilities(logits)
+        return probs.reshape(probs.shape[0], -1)
+
+    def input_gradient(self, logits: torch.Tensor, x: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
+        with self.net.numeric_context():
+            (grad,) = torch.autograd.grad(logits, x, seed.reshape(logits.shape), allow_unused=True)
+        # A net whose logits ignore the input (e.g. a constant Power layer) has no gradient path.
+        return torch.zeros_like(x) if grad is None else grad.contiguous()
+
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self._check_input(x)).to(self.net.device)
 
-    def _probs(self, logits: torch.Tensor) -> np.ndarray:
-        with torch.no_grad():
-            probs = self.net.probabilities(logits)
-        return probs.reshape(probs.shape[0], -1).cpu().numpy()
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self._probs(self._run(self._tensor(x)))
+            return self.probabilities(self.logits(self._tensor(x))).cpu().numpy()
 
     def loss_and_gradient(self, x: np.ndarray, targets: Sequence[int]) -> LossGradient:
         xt = self._tensor(x).requires_grad_(True)
         t = self._check_targets(targets, xt.shape[0])
         with torch.enable_grad():
-            logits = self._run(xt)
-        probs = self._probs(logits.detach())
+            logits = self.logits(xt)
+        probs = self.probabilities(logits.detach()).cpu().numpy()
         loss, dlogits = softmax_cross_entropy_grad(probs, t)
-        seed = torch.from_numpy(dlogits).to(logits.device).reshape(logits.shape)
-        with self.net.numerics():
-            (grad,) = torch.autograd.grad(logits, xt, seed, allow_unused=True)
-        # A net whose logits ignore the input (e.g. a constant Power layer) has no gradient path.
-        grad_np = np.zeros(tuple(xt.shape), np.float32) if grad is None else grad.contiguous().cpu().numpy()
-        return LossGradient(probs=probs, loss=loss, grad=grad_np)
+        grad = self.input_gradient(logits, xt, torch.from_numpy(dlogits).to(logits.device))
+        return LossGradient(probs=probs, loss=loss, grad=grad.cpu().numpy())
 
     def blob(self, x: np.ndarray, name: str) -> np.ndarray:
         self._check_blob_name(name)

@@ -24,6 +24,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from caffe_relabel.devices import parse_device
 from caffe_relabel.errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, OutputError, UnsupportedLayerError
 from caffe_relabel.netdef.layers import PYCAFFE, TABLE
 from caffe_relabel.netdef.layers.head import classifier_head
@@ -62,17 +63,6 @@ def gpu_usable(index: int) -> bool:
     return done.returncode == 0
 
 
-def parse_device(device: str) -> tuple[str, int]:
-    """'cpu' -> ('cpu', 0); 'gpu', 'gpu:N', 'cuda:N' -> ('gpu', N)."""
-    d = device.strip().lower()
-    if d == "cpu":
-        return "cpu", 0
-    kind, _, index = d.partition(":")
-    if kind in ("gpu", "cuda") and (index == "" or index.isascii() and index.isdigit()):
-        return "gpu", int(index or 0)
-    raise ValueError(f"expected device 'cpu', 'gpu:N' or 'cuda:N', got {device!r}")
-
-
 # Every layer parameter's Engine enum numbers CUDNN alike.
 _CUDNN = ConvolutionParameter.CUDNN
 
@@ -90,9 +80,11 @@ class PycaffeClassifier(Classifier):
         self.weights = Path(weights) if weights is not None else None
         kind, index = parse_device(device)
         if kind == "gpu":
+            index = index or 0
             if not gpu_usable(index):
                 raise BackendUnavailableError(
-                    f"pycaffe cannot use {device}: this Caffe is a CPU-only build or the GPU is missing"
+                    f"pycaffe cannot use {device}: this Caffe is a CPU-only build or the GPU is missing; "
+                    "the engine runs on CUDA: use backend 'engine' (--backend engine)"
                 )
             caffe.set_mode_gpu()
             caffe.set_device(index)

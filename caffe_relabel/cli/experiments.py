@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 from caffe_relabel.errors import ArgumentError
+from caffe_relabel.files import strict_json
 from caffe_relabel.experiments.common import Stats
 from caffe_relabel.cli.exits import EXIT_OK
-from caffe_relabel.cli.options import add_relabel_options, finite_float, natural_int, positive_float, positive_int, settings_from
+from caffe_relabel.cli.model_args import add_model_args, model_options
+from caffe_relabel.cli.options import (DEFAULTS, add_relabel_options, finite_float, natural_int, positive_float,
+                                       positive_int, settings_from)
 
 EXPERIMENTS = ("examples", "sweep", "merge", "summary", "synthesis", "svm", "limitations")
 
@@ -62,21 +64,26 @@ def _shards(text: str) -> int:
     return value
 
 
+#: The experiments' model: small and bundled, so every experiment runs offline in seconds.
+EXPERIMENT_MODEL = "digits"
+_MODEL_HELP = "zoo model name or random:<zoo name> (seeded random weights)"
+
+
 def _relabel_args(p: argparse.ArgumentParser, cap: Optional[float]) -> None:
     g = p.add_argument_group("relabelling")
-    g.add_argument("--model", "-m", default="digits",
-                   help="zoo model name or random:<zoo name> (seeded random weights); default digits")
     g.add_argument("--out", default="results", help="folder for figures and stores (default results)")
-    g.add_argument("--seed", type=natural_int, default=0)
+    g.add_argument("--seed", type=natural_int, default=0, help="seed of every sampled choice (default 0)")
     add_relabel_options(g, cap)
-    g.add_argument("--batch-size", type=positive_int, default=8)
-    g.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
+    g.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size,
+                   help=f"images relabelled together (default {DEFAULTS.batch_size})")
     g.add_argument("--json", action="store_true", help="print the result as JSON")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_model_args(p, EXPERIMENT_MODEL, _MODEL_HELP)
 
 
 def _sources_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sources", help="folder of class subfolders, or a list file of 'path label' lines "
+    p.add_argument("--sources", help="folder of class subfolders or of <wnid>_*.JPEG files, a folder with its val.txt, "
+                                     "or a list file of 'path label' lines "
                                      "(default: the test digits, or for ImageNet models the photos bundled with scikit-image, "
                                      "scikit-learn and matplotlib, six crops each)")
 
@@ -91,45 +98,49 @@ def register(subparsers: Any) -> None:
     _sources_arg(p)
     p.add_argument("--classes", type=_int_list, help="the two classes to swap, e.g. 3,8 (default: two at random)")
     p.add_argument("--n", type=positive_int, default=30, help="relabellings for the statistics (default 30)")
-    p.add_argument("--confidence", type=finite_float, default=0.0,
-                   help="success also needs the target's probability to reach this (default 0: top-1 is enough)")
+    p.add_argument("--confidence", type=finite_float, default=DEFAULTS.confidence,
+                   help=f"success also needs the target's probability to reach this (default {DEFAULTS.confidence:g}: "
+                   "top-1 is enough)")
     p.set_defaults(func=cmd_examples)
 
     p = names.add_parser("sweep", help="Section 3.1: every source to every other class, success under the cap")
-    _relabel_args(p, 0.01)
+    _relabel_args(p, DEFAULTS.max_distortion)  # the paper's cap
     _sources_arg(p)
     p.add_argument("--store", help="SQLite results file (default OUT/sweep.sqlite, or one per shard with --dask)")
-    p.add_argument("--per-class", type=positive_int, help="exemplars per class (the paper: 10)")
-    p.add_argument("--targets", type=_index_list, help="only these target classes, e.g. 0,3,5")
-    p.add_argument("--targets-per-source", type=positive_int, help="a seeded sample of this many targets per source")
+    p.add_argument("--per-class", type=positive_int,
+                   help="a seeded sample of this many images per class (the paper: 10; default: every image)")
+    p.add_argument("--targets", type=_index_list, help="only these target classes, e.g. 0,3,5 (default: every class)")
+    p.add_argument("--targets-per-source", type=positive_int,
+                   help="a seeded sample of this many targets per source (default: every other class)")
     p.add_argument("--shard", default="0/1", type=_shard, help="run shard i of n (0 <= i < n), e.g. 2/8 (default 0/1)")
     p.add_argument("--dask", metavar="SCHEDULER",
-                   help="run --shards shards on a Dask cluster: a scheduler address, or 'local' (needs the dask extra)")
+                   help="run --shards shards on a Dask cluster: a scheduler address, or 'local' (needs the dask extra; "
+                        "default: run here)")
     p.add_argument("--shards", type=_shards, default=2, help=f"shards for --dask, at most {MAX_SHARDS} (default 2)")
     p.set_defaults(func=cmd_sweep)
 
     p = names.add_parser("merge", help="combine sweep stores made with one model and one set of settings")
     p.add_argument("output", help="the merged store (created or extended)")
-    p.add_argument("stores", nargs="+")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("stores", nargs="+", help="the stores to merge into it")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_merge)
 
     p = names.add_parser("summary", help="success rate and distortion of a sweep store")
-    p.add_argument("store")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("store", help="a sweep store (SQLite file)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_summary)
 
     p = names.add_parser("synthesis", help="Section 3.2, Figure 4: relabel Gaussian noise")
     _relabel_args(p, None)
     p.add_argument("--targets", type=_int_list, help="target classes (default every class)")
-    p.add_argument("--n-targets", type=positive_int, help="a seeded sample of this many targets")
+    p.add_argument("--n-targets", type=positive_int, help="a seeded sample of this many targets (default: all of them)")
     p.add_argument("--sigma", type=positive_float, default=0.2, help="noise std around mid-grey (default 0.2)")
     p.set_defaults(func=cmd_synthesis)
 
     p = names.add_parser("svm", help="Section 4: an RBF SVM tells relabelled from true images")
     _relabel_args(p, None)
     _sources_arg(p)
-    p.add_argument("--sets", type=positive_int, default=10)
+    p.add_argument("--sets", type=positive_int, default=10, help="random train/test sets (default 10)")
     p.add_argument("--n-train", type=positive_int, default=20, help="per kind (default 20)")
     p.add_argument("--n-test", type=positive_int, default=30, help="per kind (default 30)")
     p.add_argument("--layer", help="feature blob (default: the bottom of the last InnerProduct)")
@@ -140,13 +151,12 @@ def register(subparsers: Any) -> None:
     _sources_arg(p)
     p.add_argument("--n", type=positive_int, default=20, help="relabellings (default 20)")
     p.add_argument("--shift", type=positive_int, help="translation in pixels (default 4 per 224)")
-    p.add_argument("--transfer-to", help="second model (zoo name, random:<name>, or digits-mlp)")
+    p.add_argument("--transfer-to", help="second model (zoo name, random:<name>, or digits-mlp; default: digits-mlp "
+                                         "for the digits model, else none)")
     p.set_defaults(func=cmd_limitations)
 
     p = subparsers.add_parser("report", help="run every experiment and write report.md/.html with figures")
     p.add_argument("--out", default="results", help="folder (default results)")
-    p.add_argument("--model", "-m", nargs="+", default=None,
-                   help="one or more models (default: every offline model present: digits, efficientnet_lite0)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small settings: minutes on a CPU")
     size.add_argument("--full", action="store_true",
@@ -154,14 +164,15 @@ def register(subparsers: Any) -> None:
                            "(default: the paper's settings)")
     _sources_arg(p)
     p.add_argument("--seed", type=natural_int, default=0, help="seed of every sampled choice (default 0)")
-    p.add_argument("--batch-size", type=positive_int)
-    p.add_argument("--backend", choices=["auto", "pycaffe", "engine"], default="auto")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--batch-size", type=positive_int, help="images relabelled together (default 32 for digits, 4 else)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_model_args(p, None, "one or more zoo models, reported in turn (default: every offline model present: "
+                            "digits, efficientnet_lite0)", many=True)
     p.set_defaults(func=cmd_report)
 
 
 def _common(args: argparse.Namespace) -> dict:
-    return dict(model=args.model, seed=args.seed, backend=args.backend, settings=settings_from(args))
+    return dict(model=model_options(args), seed=args.seed, settings=settings_from(args))
 
 
 def _plain(value: Any) -> Any:
@@ -197,7 +208,7 @@ def _text(value: Any, indent: str = "") -> list[str]:
 
 
 def _print(result: Any, as_json: bool) -> None:
-    print(json.dumps(_plain(result)) if as_json else "\n".join(_text(result)))
+    print(strict_json.dumps(_plain(result)) if as_json else "\n".join(_text(result)))
 
 
 class _Bar:
@@ -207,17 +218,21 @@ class _Bar:
         self.desc, self.quiet, self.bar = desc, quiet, None
 
     def __call__(self, done: int, total: int) -> None:
-        from tqdm import tqdm
+        from caffe_relabel.cli.progress import progress_bar
 
         if self.bar is None:
             # initial=done: pairs already stored do not inflate the rate.
-            self.bar = tqdm(total=total, initial=done, desc=self.desc, unit="pair", file=sys.stderr,
-                            disable=self.quiet, dynamic_ncols=True)
+            self.bar = progress_bar(self.quiet, total=total, initial=done, desc=self.desc, unit="pair")
         else:
             self.bar.update(done - self.bar.n)
 
-    def close(self) -> None:
+    def close(self, done: bool = False) -> None:
+        """Close the bar; ``done``: the work is finished, so the bar ends full."""
+        from caffe_relabel.cli.progress import finish
+
         if self.bar is not None:
+            if done:
+                finish(self.bar)
             self.bar.close()
 
 
@@ -242,8 +257,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         result = run_sweep(args.store or Path(args.out) / "sweep.sqlite", shard=args.shard,
                            progress=bar, **options)
-    finally:
+    except BaseException:
         bar.close()
+        raise
+    bar.close(done=True)
     _print(result, args.json)
     return EXIT_OK
 
@@ -295,26 +312,32 @@ def cmd_limitations(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from caffe_relabel.cli.progress import finish, progress_bar
     from caffe_relabel.experiments.report import build_report
 
     from caffe_relabel.models import zoo
 
-    models = args.model or [m for m in ("digits", "efficientnet_lite0") if zoo.find_weights(zoo.get(m)) is not None]
+    if args.prototxt is not None:
+        if args.model:
+            raise ArgumentError("--model and --prototxt: expected one of them")
+        models = [model_options(args, "custom")]
+    else:
+        names = args.model or [m for m in ("digits", "efficientnet_lite0") if zoo.find_weights(zoo.get(m)) is not None]
+        models = [model_options(args, m) for m in names]
     started: list[str] = []
-    with tqdm(total=5 * len(models), desc="report", unit="experiment", file=sys.stderr, disable=args.quiet) as bar:
+    with progress_bar(args.quiet, total=5 * len(models), desc="report", unit="experiment") as bar:
         def note(name: str) -> None:
             if started:
                 bar.update(1)
             started.append(name)
             bar.set_postfix_str(name)
 
-        mode = "quick" if args.quick else "full" if args.full else "paper"
-        result = build_report(args.out, models, mode=mode, sources=args.sources, batch_size=args.batch_size,
-                              backend=args.backend, note=note, seed=args.seed,
+        size = "quick" if args.quick else "full" if args.full else "paper"
+        result = build_report(args.out, models, size=size, sources=args.sources, batch_size=args.batch_size,
+                              note=note, seed=args.seed,
                               command_line=getattr(args, "command_line", None))
         bar.update(len(started) - bar.n)
+        finish(bar)
     for name, why in result.skipped.items():
         print(f"caffe-relabel: report: {name} not run: {why}", file=sys.stderr)
     print(result.markdown)

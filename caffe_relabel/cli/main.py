@@ -6,15 +6,15 @@ import shlex
 import sys
 from typing import Optional, Sequence
 
-from caffe_relabel import __version__
+from caffe_relabel.version import __version__
 from caffe_relabel.cli import experiments, models, relabel
 from caffe_relabel.cli.exits import Parser, run
 
 PROG = "caffe-relabel"
 
 
-def build_parser() -> Parser:
-    parser = Parser(prog=PROG, description="Relabel images on Caffe classifiers (Robinson & Graham, 2015).")
+def build_parser(prog: str = PROG) -> Parser:
+    parser = Parser(prog=prog, description="Relabel images on Caffe classifiers (Robinson & Graham, 2015).")
     parser.add_argument("--version", action="version", version=f"caffe-relabel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     relabel.register(sub)
@@ -23,9 +23,10 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+    """Run the command ``argv``; ``prog`` is the name usage lines, errors and the report's command give it."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.command_line = shlex.join([PROG, *argv])  # what the report records as its command
-    return run(PROG, args.func, args)
+    args = build_parser(prog).parse_args(argv)
+    args.command_line = shlex.join([prog, *argv])  # what the report records as its command
+    return run(prog, args.func, args)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Optional
 
 from caffe_relabel.errors import CaffeRelabelError
@@ -21,14 +20,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         return EXIT_OK
     names = args.names or [n for n, p in zoo.present_models().items() if p is not None or args.action == "fetch"]
     if args.action == "fetch":
-        from tqdm import tqdm
+        from caffe_relabel.cli.progress import progress_bar
 
         for name in names:
             bars: list = []  # the bar starts with the first bytes: an offline error is not preceded by one
 
             def progress(done: int, total: Optional[int], name: str = name) -> None:
                 if not bars:
-                    bars.append(tqdm(desc=name, unit="B", unit_scale=True, file=sys.stderr, disable=args.quiet))
+                    bars.append(progress_bar(args.quiet, desc=name, unit="B", unit_scale=True))
                 bars[0].total = total
                 bars[0].n = done
                 bars[0].refresh()
@@ -63,9 +62,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 def register(sub: "argparse._SubParsersAction") -> None:
     """Add `models` to the main command's subparsers."""
     p = sub.add_parser("models", help="list, fetch, verify or convert models")
-    p.add_argument("action", choices=["list", "fetch", "verify", "convert"])
-    p.add_argument("names", nargs="*")
-    p.add_argument("--url", help="download from this address instead (fetch; one model)")
+    p.add_argument("action", choices=["list", "fetch", "verify", "convert"], help="what to do")
+    p.add_argument("names", nargs="*", help="the models (default: every model the action applies to)")
+    p.add_argument("--url", help="download from this address instead (fetch; one model; default: the zoo's address)")
     p.add_argument("--allow-file-url", action="store_true", help="accept a file:// address for --url (fetch)")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_models)

@@ -6,11 +6,15 @@ import argparse
 import math
 from typing import Optional
 
+from caffe_relabel.devices import parse_device
 from caffe_relabel.errors import ArgumentError
 from caffe_relabel.relabel.settings import RelabelSettings
 
 #: --max-distortion values that mean "no cap".
 NO_CAP = ("none", "0")
+
+#: Every relabelling option's default, from the one place that holds them.
+DEFAULTS = RelabelSettings()
 
 
 def positive_int(text: str) -> int:
@@ -54,10 +58,11 @@ def finite_float(text: str) -> float:
 
 def device(text: str) -> str:
     """cpu, gpu:N or cuda:N (N may be left out: GPU 0); what both backends accept."""
-    kind, _, index = text.strip().lower().partition(":")
-    if kind == "cpu" and not index or kind in ("gpu", "cuda") and (index == "" or index.isascii() and index.isdigit()):
-        return text.strip().lower()
-    raise argparse.ArgumentTypeError(f"expected device 'cpu', 'gpu:N' or 'cuda:N', got {text!r}")
+    try:
+        parse_device(text)
+    except ArgumentError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text.strip().lower()
 
 
 def cap(text: str) -> Optional[float]:
@@ -74,12 +79,13 @@ def cap(text: str) -> Optional[float]:
 
 def add_relabel_options(g: "argparse._ArgumentGroup", default_cap: Optional[float]) -> None:
     """The RelabelSettings a command takes from its user (batch size and confidence where the command has them)."""
-    g.add_argument("--alpha", type=finite_float, default=50.0,
-                   help="step: each iteration moves a pixel by alpha/255 grey levels (default 50)")
+    g.add_argument("--alpha", type=finite_float, default=DEFAULTS.alpha,
+                   help=f"step: each iteration moves a pixel by alpha/255 grey levels (default {DEFAULTS.alpha:g})")
     shown = "none" if default_cap is None else f"{default_cap:g}"
     g.add_argument("--max-distortion", type=cap, default=default_cap,
                    help=f"distortion cap; 0 or none = no cap (default {shown})")
-    g.add_argument("--max-iter", type=natural_int, default=1000, help="steps before giving up (default 1000)")
+    g.add_argument("--max-iter", type=natural_int, default=DEFAULTS.max_iter,
+                   help=f"steps before giving up (default {DEFAULTS.max_iter})")
 
 
 def settings_from(args: argparse.Namespace, **fixed: object) -> RelabelSettings:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from caffe_relabel.numerics import MODES
+from caffe_relabel.numerics import NUMERICS
 from caffe_relabel.netdef.layers import ENGINE, TABLE
 from caffe_relabel.netdef.proto.io import read_net
 from caffe_relabel.netdef.weights import WeightsLike
@@ -21,9 +21,9 @@ from caffe_relabel.engine.net import CaffeNet, build_net
 
 
 def load_net(prototxt: "str | os.PathLike[str]", weights: Optional[WeightsLike] = None, device: str = "cpu",
-             mode: str = "faithful") -> CaffeNet:
+             numerics: str = "faithful") -> CaffeNet:
     """Build a :class:`CaffeNet` from a prototxt file and a caffemodel (or None)."""
-    return build_net(read_net(prototxt), weights, device=device, mode=mode, source=str(prototxt))
+    return build_net(read_net(prototxt), weights, device=device, numerics=numerics, source=str(prototxt))
 
 
 def supported_types() -> list[str]:
@@ -31,4 +31,4 @@ def supported_types() -> list[str]:
     return TABLE.names(ENGINE)
 
 
-__all__ = ["MODES", "CaffeNet", "build_net", "load_net", "supported_types"]
+__all__ = ["NUMERICS", "CaffeNet", "build_net", "load_net", "supported_types"]

@@ -28,8 +28,8 @@ from caffe_relabel.netdef.layers.head import classifier_head
 from caffe_relabel.netdef.netcheck import check_net
 from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import NetParameter
 from caffe_relabel.netdef.weights import WeightsLike, check_weights
-from caffe_relabel.numerics import check_mode
-from caffe_relabel.engine.device import numerics, resolve_device, uses_channels_last, uses_im2col
+from caffe_relabel.numerics import check_numerics
+from caffe_relabel.engine.device import numeric_context, resolve_device, uses_channels_last, uses_im2col
 from caffe_relabel.engine.spec import Build, Shape
 from caffe_relabel.engine.weights import layer_tensors
 
@@ -48,7 +48,7 @@ class CaffeNet(nn.Module):
     """A Caffe network as a torch module; ``forward(x)`` returns the logits."""
 
     def __init__(self, steps: list[Step], modules: list[nn.Module], blob_shapes: dict[str, Shape],
-                 input_name: str, output_name: str, logits_name: str, device: torch.device, mode: str,
+                 input_name: str, output_name: str, logits_name: str, device: torch.device, numerics: str,
                  scores_name: Optional[str] = None, softmax_index: Optional[int] = None) -> None:
         super().__init__()
         self.steps = steps
@@ -58,8 +58,8 @@ class CaffeNet(nn.Module):
         self.input_name, self.output_name, self.logits_name = input_name, output_name, logits_name
         # The class scores: the output, or a trailing ArgMax's bottom.
         self.scores_name = output_name if scores_name is None else scores_name
-        self.device, self.mode = device, mode
-        self.channels_last = uses_channels_last(mode)
+        self.device, self.numerics = device, numerics
+        self.channels_last = uses_channels_last(numerics)
         self._writer = {}  # blob -> index of the last layer that writes it (in-place layers rewrite)
         for i, step in enumerate(steps):
             for top in step.tops:
@@ -82,20 +82,20 @@ class CaffeNet(nn.Module):
     def layer_names(self) -> list[str]:
         return [step.name for step in self.steps]
 
-    def numerics(self) -> contextlib.AbstractContextManager[None]:
-        """The mode's numeric settings; wrap your own backward pass on CUDA in it (on CPU the
+    def numeric_context(self) -> contextlib.AbstractContextManager[None]:
+        """The numerics' settings; wrap your own backward pass on CUDA in it (on CPU the
         faithful convolutions keep their algorithm in any backward)."""
-        return numerics(self.mode, self.device)
+        return numeric_context(self.numerics, self.device)
 
     def _run(self, x: torch.Tensor, wanted: Iterable[str]) -> dict[str, torch.Tensor]:
         wanted = set(wanted)
         last = max(self._writer[name] for name in wanted)
         if x.dim() == 4:
-            # The mode's layout whatever the caller's strides (an NHWC numpy view arrives
+            # The numerics' layout whatever the caller's strides (an NHWC numpy view arrives
             # channels-last, and would make every im2col convolution of the faithful mode copy).
             x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         blobs: dict[str, torch.Tensor] = {self.input_name: x}
-        with self.numerics():
+        with self.numeric_context():
             for step, module in zip(self.steps[:last + 1], self.layers):
                 if step.type == "Input":
                     continue
@@ -123,11 +123,11 @@ class CaffeNet(nn.Module):
 
 
 def build_net(netdef: NetParameter, weights: Optional[WeightsLike] = None, device: "str | torch.device" = "cpu",
-              mode: str = "faithful", source: str = "<net>") -> CaffeNet:
+              numerics: str = "faithful", source: str = "<net>") -> CaffeNet:
     """A :class:`CaffeNet` from a net definition and weights (caffemodel path, NetParameter,
     ``{layer: [arrays]}`` or None for constant fillers only)."""
     dev = resolve_device(device)
-    check_mode(mode)
+    check_numerics(numerics)
     # Structure, sizes and every stored blob's shape first, so that nothing below
     # allocates what a bad file declares; builders only construct modules.
     checked = check_net(netdef, source)
@@ -141,11 +141,11 @@ def build_net(netdef: NetParameter, weights: Optional[WeightsLike] = None, devic
         setup = checked.setups[layer.name]
         blobs = layer_tensors(layer, setup.params, stored, source, dev)
         build = Build(layer, tuple(shapes[b] for b in layer.bottom), setup, blobs, dev, source,
-                      uses_im2col(mode, dev))
+                      uses_im2col(numerics, dev))
         modules.append(TABLE.lookup(layer.type, source).build_function()(build))
         shapes.update(zip(layer.top, setup.tops))
         steps.append(Step(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top)))
-    net = CaffeNet(steps, modules, shapes, checked.input, head.output, head.logits, dev, mode, scores_name=head.scores,
+    net = CaffeNet(steps, modules, shapes, checked.input, head.output, head.logits, dev, numerics, scores_name=head.scores,
                    softmax_index=head.softmax)
     net.net_shapes = checked  # so a classifier can check each batch it runs (netcheck.check_batch)
     if net.channels_last:

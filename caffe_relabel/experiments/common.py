@@ -9,31 +9,23 @@ from typing import Sequence, Union
 import numpy as np
 
 from caffe_relabel.models.model import Model, load_model
+from caffe_relabel.models.options import ModelOptions
 from caffe_relabel.relabel.settings import RelabelSettings
 
-#: A model given by zoo name, "random:<zoo name>" (seeded random weights), or already loaded.
-ModelRef = Union[str, Model]
-
-RANDOM_PREFIX = "random:"
+#: A model given by zoo name, "random:<zoo name>" (seeded random weights), by its options, or already loaded.
+ModelRef = Union[str, ModelOptions, Model]
 
 #: The experiments of Sections 3 and 4 iterate until the target label is reached, with no cap.
 UNCAPPED = RelabelSettings(max_distortion=None)
 
 
 def open_model(model: ModelRef, backend: str = "auto") -> Model:
-    """A loaded model from a zoo name, ``random:<zoo name>`` or a :class:`Model`."""
+    """A loaded model from a zoo name or ``random:<zoo name>`` (on ``backend``), ModelOptions, or a :class:`Model`."""
     if isinstance(model, Model):
         return model
-    if model.startswith(RANDOM_PREFIX):
-        from caffe_relabel.models import testmodels
-        from caffe_relabel.models import zoo
-
-        name = model[len(RANDOM_PREFIX):]
-        prototxt, weights = testmodels.random_model(name)
-        spec = zoo.get(name)
-        loaded = load_model(prototxt, weights, input_spec=spec.input, backend=backend)
-        return Model(loaded.classifier, spec.input, model, loaded.class_names, loaded.label_set)
-    return load_model(model, backend=backend)
+    if isinstance(model, ModelOptions):
+        return load_model(model)
+    return load_model(ModelOptions(model=model, backend=backend))
 
 
 @dataclass(frozen=True)

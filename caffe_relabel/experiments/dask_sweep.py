@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from caffe_relabel.files.atomic_write import make_dir
 from caffe_relabel.errors import ArgumentError, BackendUnavailableError
+from caffe_relabel.models.options import ModelOptions
 from caffe_relabel.experiments.store import MergeResult, merge_stores
 from caffe_relabel.experiments.sweep import SweepResult, run_sweep
 
@@ -40,7 +41,7 @@ def run_sweep_dask(
 ) -> DaskSweepResult:
     """Submit one task per shard to ``client`` (a ``distributed.Client``), then merge the stores.
 
-    ``sweep_options`` are :func:`run_sweep`'s (model must be a name: workers load their own copy).
+    ``sweep_options`` are :func:`run_sweep`'s (model must be a name or ModelOptions: workers load their own copy).
     """
     try:
         import distributed  # noqa: F401  (the client came from it; fail clearly if the extra is missing)
@@ -48,8 +49,8 @@ def run_sweep_dask(
         raise BackendUnavailableError(f"dask dispatch needs the dask extra (pip install 'dask[distributed]'): {e}") from None
     if shards < 1:
         raise ArgumentError(f"expected shards >= 1, got {shards}")
-    if not isinstance(sweep_options.get("model", "digits"), str):
-        raise ArgumentError("expected the model as a name: each worker loads its own copy")
+    if not isinstance(sweep_options.get("model", "digits"), (str, ModelOptions)):
+        raise ArgumentError("expected the model as a name or ModelOptions: each worker loads its own copy")
     make_dir(out_dir)
     futures = [
         client.submit(run_sweep, shard_store(out_dir, i, shards), shard=(i, shards), pure=False, **sweep_options)

@@ -15,7 +15,7 @@ _V1_INNER_PRODUCT = 14
 def definition_path(model: Model) -> Path:
     """The prototxt a loaded model was built from."""
     from caffe_relabel.models import zoo
-    from caffe_relabel.experiments.common import RANDOM_PREFIX
+    from caffe_relabel.models.options import RANDOM_PREFIX
 
     name = model.name[len(RANDOM_PREFIX):] if model.name.startswith(RANDOM_PREFIX) else model.name
     if name in zoo.MODELS:

@@ -2,12 +2,14 @@
 
 A rate of 10 out of 12 reads as "83.3%" but could be anything from about
 55% to 95%; the report prints every number with its interval so a small run
-is not mistaken for a disagreement with the paper.
+is not mistaken for a disagreement with the paper. Where n >= 2 an interval
+is always finite; a mean of one value has none (NaN here, null in JSON).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -30,7 +32,7 @@ SEED = 0
 
 @dataclass(frozen=True)
 class Interval:
-    """An estimate and its interval; low and high are NaN when nothing was measured."""
+    """An estimate and its interval; low and high are NaN when nothing (or, for a mean, one value) was measured."""
 
     value: float
     low: float
@@ -68,27 +70,37 @@ def rate(flags: Sequence[bool], confidence: float = CONFIDENCE) -> Interval:
 
 
 def mean(values: Sequence[float], confidence: float = CONFIDENCE, seed: int = SEED) -> Interval:
-    """The mean and its bootstrap (BCa) interval; a single value or identical values have a zero-width one."""
+    """The mean and its bootstrap (BCa) interval; identical values have a zero-width one, a single value none."""
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
         return Interval(math.nan, math.nan, math.nan)
     m = float(v.mean())
-    if v.size == 1 or float(v.min()) == float(v.max()):
+    if v.size == 1:
+        return Interval(m, math.nan, math.nan)  # one value says nothing of the spread
+    if float(v.min()) == float(v.max()):
         return Interval(m, m, m)  # nothing varies: every resample has this mean
     if v.size > BOOTSTRAP_MAX_N:
-        half = _z(confidence) * float(v.std(ddof=1)) / math.sqrt(v.size)
-        return Interval(m, m - half, m + half)
+        return normal(m, float(v.std(ddof=1)), int(v.size), confidence)
     from scipy.stats import bootstrap
 
     _z(confidence)  # the same range check as the other intervals
-    ci = bootstrap((v,), np.mean, confidence_level=confidence, n_resamples=RESAMPLES, method="BCa",
-                   random_state=np.random.default_rng(seed)).confidence_interval
-    low, high = float(ci.low), float(ci.high)
-    if not (math.isfinite(low) and math.isfinite(high)):  # BCa degenerates on a few distinct values
-        ci = bootstrap((v,), np.mean, confidence_level=confidence, n_resamples=RESAMPLES, method="percentile",
-                       random_state=np.random.default_rng(seed)).confidence_interval
+    for method in ("BCa", "percentile"):  # BCa degenerates on a few distinct values
+        with warnings.catch_warnings():  # it says so with warnings; the percentile interval then takes over
+            warnings.simplefilter("ignore")
+            ci = bootstrap((v,), np.mean, confidence_level=confidence, n_resamples=RESAMPLES, method=method,
+                           random_state=np.random.default_rng(seed)).confidence_interval
         low, high = float(ci.low), float(ci.high)
-    return Interval(m, low, high)
+        if math.isfinite(low) and math.isfinite(high):
+            return Interval(m, low, high)
+    return normal(m, float(v.std(ddof=1)), int(v.size), confidence)  # values that are not all finite
+
+
+def normal(m: float, sample_std: float, n: int, confidence: float = CONFIDENCE) -> Interval:
+    """mean +- z * standard error: for large n, and for means known only by their moments (an SQL summary)."""
+    if n < 2:
+        return Interval(m, math.nan, math.nan) if n else Interval(math.nan, math.nan, math.nan)
+    half = _z(confidence) * sample_std / math.sqrt(n)
+    return Interval(m, m - half, m + half)
 
 
 def format_rate(i: Interval, n: int) -> str:
@@ -99,7 +111,9 @@ def format_rate(i: Interval, n: int) -> str:
 
 
 def format_mean(i: Interval, n: int, digits: int = 5) -> str:
-    """``0.00814 [0.00712, 0.00901] (n=30)``."""
+    """``0.00814 [0.00712, 0.00901] (n=30)``; one value has no interval."""
     if n == 0:
         return "n/a (n=0)"
+    if n == 1 or not (math.isfinite(i.low) and math.isfinite(i.high)):
+        return f"{i.value:.{digits}f} (n={n}, no interval)"
     return f"{i.value:.{digits}f} [{i.low:.{digits}f}, {i.high:.{digits}f}] (n={n})"

@@ -24,6 +24,7 @@ from caffe_relabel.relabel.settings import RelabelSettings
 from caffe_relabel.experiments.common import UNCAPPED, ModelRef, open_model
 from caffe_relabel.experiments.sources import load_sources
 from caffe_relabel.experiments.sweep import iter_pairs, plan_sources
+from caffe_relabel.models import zoo
 from caffe_relabel.experiments.transfer_models import DIGITS_MLP, open_classifier
 
 CROP_FRACTION = 0.875  # the 224-of-256 centre crop's proportion
@@ -68,9 +69,18 @@ class LimitationsResult:
     figures: dict[str, Path]
 
 
+# A converted EfficientNet-Lite is tested on another one (a different real ImageNet network).
+_OTHER_LITE = {"efficientnet_lite0": "efficientnet_lite1", "efficientnet_lite1": "efficientnet_lite0",
+               "efficientnet_lite2": "efficientnet_lite0"}
+
+
 def default_transfer(model: Model) -> Optional[str]:
-    """The second classifier used when none is named: the MLP for digits, none otherwise."""
-    return DIGITS_MLP if model.label_set == "digits" else None
+    """The second classifier used when none is named: the MLP for digits, another converted EfficientNet-Lite
+    for one (when its weights are present), none otherwise."""
+    if model.label_set == "digits":
+        return DIGITS_MLP
+    other = _OTHER_LITE.get(model.name)
+    return other if other is not None and zoo.find_weights(zoo.get(other)) is not None else None
 
 
 def run_limitations(
@@ -104,7 +114,7 @@ def run_limitations(
     }
     rates = {name: _transform_rates(net, ok, f) for name, f in transforms.items()}
     target_net = transfer_to or default_transfer(net)
-    transfer = _transfer(ok, target_net, backend) if target_net and ok else None
+    transfer = _transfer(ok, target_net, net.classifier.backend_name) if target_net and ok else None
     ablation = _ablation(net, relabeller, results)
     out = Path(out_dir)
     figures = {

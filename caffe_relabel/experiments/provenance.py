@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from caffe_relabel import __version__
+from caffe_relabel.version import __version__
+
+if TYPE_CHECKING:
+    from caffe_relabel.models.model import Model
 
 UNKNOWN = "unknown"
 
@@ -48,8 +52,6 @@ def git_commit(where: Optional[Path] = None) -> str:
 
 def machine() -> str:
     """The CPU model (from /proc/cpuinfo on Linux, else the platform's word for it) and its core count."""
-    import os
-
     model = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -58,6 +60,17 @@ def machine() -> str:
         pass
     model = model or platform.processor() or platform.machine() or UNKNOWN
     return f"{model}, {os.cpu_count() or '?'} cores, {platform.system()} {platform.release()}"
+
+
+def model_files(model: "Model") -> tuple[tuple[str, str], ...]:
+    """(file name, sha1) of the net definition and weights a model was loaded from: what makes two
+    runs of "the same" model the same network."""
+    from caffe_relabel.files.download import sha1_file
+
+    clf = model.classifier
+    paths = [getattr(clf, "prototxt", None), getattr(clf, "weights", None)]
+    # Weights given as arrays (the engine takes them) have no file to name.
+    return tuple((Path(p).name, sha1_file(Path(p))) for p in paths if isinstance(p, (str, os.PathLike)))
 
 
 def collect(backend: str, device: str, seed: int, command: str) -> Provenance:

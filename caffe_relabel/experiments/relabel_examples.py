@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from caffe_relabel.experiments import plots
-from caffe_relabel import __version__
+from caffe_relabel.version import __version__
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError
 from caffe_relabel.models.model import Model
 from caffe_relabel.relabel.relabeller import Relabeller, RelabelResult

@@ -1,9 +1,9 @@
 """One report of the paper reproduced: every experiment run, every figure, one table of claims.
 
-``build_report(out, models, mode="quick")`` runs each experiment with small
-settings (minutes on a CPU), ``mode="full"`` with settings that give over a
+``build_report(out, models, size="quick")`` runs each experiment with small
+settings (minutes on a CPU), ``size="full"`` with settings that give over a
 thousand relabellings on EfficientNet-Lite0 in under an hour on a CPU, or
-``mode="paper"`` with the paper's own settings, and writes ``report.md`` and
+``size="paper"`` with the paper's own settings, and writes ``report.md`` and
 a self-contained ``report.html`` (figures embedded) beside the figures.
 Every measured number carries its 95% interval; every row names where its
 setting departs from the paper's; the header says what produced it. An
@@ -13,71 +13,41 @@ several images per class) is listed with the reason instead of a number.
 
 from __future__ import annotations
 
-import base64
-import html
+import math
 import os
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from caffe_relabel.files.atomic_write import make_dir, write_text
+from caffe_relabel.files.folder_lock import folder_lock
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError
 from caffe_relabel.relabel.settings import RelabelSettings
 from caffe_relabel.experiments import limitations, plots, relabel_examples, svm, synthesis
 from caffe_relabel.experiments import sweep as sweep_mod
-from caffe_relabel.experiments.common import UNCAPPED, Stats, open_model
+from caffe_relabel.experiments.common import UNCAPPED, ModelRef, Stats, open_model
 from caffe_relabel.experiments.intervals import Interval, format_mean, format_rate, wilson
-from caffe_relabel.experiments.provenance import Provenance, collect
+from caffe_relabel.experiments.provenance import collect
+from caffe_relabel.experiments.report_pages import Claim, Figure, ReportResult, write_pages
+from caffe_relabel.experiments.sources import by_class, load_sources
 from caffe_relabel.experiments.store import SweepStore
 
 #: note(message): told when each experiment starts.
 NoteFn = Callable[[str], None]
 
-MODES = ("quick", "full", "paper")
-
-#: The paper's network and data; a row on anything else says so in the header.
-PAPER_MODEL = "bvlc_googlenet"
+SIZES = ("quick", "full", "paper")
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One row of the table."""
-
-    claim: str
-    paper: str
-    ours: str
-    model_data: str
-    command: str
-    deviations: tuple[str, ...] = ()  # where this row's setting is not the paper's; empty: the paper's own
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A figure file and the caption that says which paper figure it reproduces."""
-
-    path: Path
-    caption: str
-
-
-@dataclass
-class ReportResult:
-    markdown: Path
-    html: Path
-    provenance: Provenance
-    claims: list[Claim] = field(default_factory=list)
-    figures: list[Figure] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # experiment -> why not run
-
-
-# Settings per (label set, mode). "paper": the paper's own where it applies.
+# Settings per (label set, size). "paper": the paper's own where it applies.
 # Digits need about 10x the paper's distortion (16x16 grey), so their sweep also runs under 0.1.
-# ImageNet "full": the offline set has 60 sources (10 photos x 6 crops); 14
-# targets each give 840 sweep relabellings under the paper's cap, and the
-# other experiments about 230 more (examples 2 x 32, synthesis 10, SVM about
-# 50, limitations 100). Timed on EfficientNet-Lite0 with the engine backend
-# on a 2-core Xeon shared with other jobs (load 8): 2.9 s a relabelling, so
-# about 52 minutes; pycaffe took 16 s a relabelling there (use --backend engine).
+# ImageNet "full": the sweep takes enough random targets per source for
+# FULL_SWEEP_PAIRS relabellings under the paper's cap, whatever the source set
+# (the 60 offline crops: 17 each; a 500-photo ImageNet sample: 2 each); the
+# other experiments add about 300 (examples 2 x 30, synthesis 10, SVM about
+# 50 where the data allow one, limitations 110 and the ablation). On
+# EfficientNet-Lite0 with the engine backend a relabelling takes 1.7-2.9 s on
+# a 2-core CPU, so about 40-60 minutes; pycaffe took 16 s a relabelling (use
+# --backend engine).
+FULL_SWEEP_PAIRS = 1000
 SETTINGS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("digits", "quick"): {
         "examples": dict(n=30), "sweep": dict(per_class=2, caps=(0.01, 0.1)), "synthesis": dict(),
@@ -92,8 +62,8 @@ SETTINGS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "examples": dict(n=4), "sweep": dict(per_class=1, targets_per_source=2, caps=(0.01,)),
         "synthesis": dict(n_targets=2), "svm": dict(sets=2, n_train=2, n_test=3), "limitations": dict(n=4)},
     ("imagenet", "full"): {
-        "examples": dict(n=30), "sweep": dict(targets_per_source=14, caps=(0.01,)), "synthesis": dict(n_targets=10),
-        "svm": dict(sets=10, n_train=2, n_test=3), "limitations": dict(n=100)},
+        "examples": dict(n=30), "sweep": dict(pairs=FULL_SWEEP_PAIRS, caps=(0.01,)), "synthesis": dict(n_targets=10),
+        "svm": dict(sets=10, n_train=2, n_test=3), "limitations": dict(n=110)},
     ("imagenet", "paper"): {
         "examples": dict(n=30), "sweep": dict(per_class=10, caps=(0.01,)), "synthesis": dict(n_targets=10),
         "svm": dict(sets=10), "limitations": dict(n=100)},
@@ -133,8 +103,8 @@ def _rate(value: float, n: int) -> str:
 
 def build_report(
     out_dir: "str | os.PathLike[str]" = "results",
-    models: "str | Sequence[str]" = "digits",
-    mode: str = "quick",
+    models: "ModelRef | Sequence[ModelRef]" = "digits",
+    size: str = "quick",
     sources: "Optional[str | os.PathLike[str]]" = None,
     batch_size: Optional[int] = None,
     backend: str = "auto",
@@ -146,26 +116,30 @@ def build_report(
 
     ``command_line`` is recorded in the header (the CLI passes its own argv); by default the call itself.
     """
-    if mode not in MODES:
-        raise ArgumentError(f"expected mode one of {', '.join(MODES)}, got {mode!r}")
+    if size not in SIZES:
+        raise ArgumentError(f"expected size one of {', '.join(SIZES)}, got {size!r}")
+    if not str(out_dir):  # Path("") is the current folder: a report would land among the user's files
+        raise ArgumentError("expected an output folder for the report, got ''")
     out = Path(out_dir)
-    make_dir(out)
-    names = [models] if isinstance(models, str) else list(models)
-    nets = [open_model(m, backend) for m in names]
-    backends = ", ".join(dict.fromkeys(n.classifier.backend_name for n in nets))
-    devices = ", ".join(dict.fromkeys(str(getattr(n.classifier, "device", "cpu")) for n in nets))
-    called = command_line or f"build_report({str(out)!r}, {names!r}, mode={mode!r}, sources={sources!r}, seed={seed})"
-    result = ReportResult(out / "report.md", out / "report.html", collect(backends, devices, seed, called))
-    for net in nets:
-        _run_model(net, out, mode, sources, batch_size, note, seed, result)
-    _write(result, ", ".join(names), mode, sources)
+    refs = list(models) if isinstance(models, (list, tuple)) else [models]
+    # One report at a time in a folder: another one refuses at once instead of overwriting this one's files.
+    with folder_lock(out, "report folder"):
+        nets = [open_model(m, backend) for m in refs]
+        names = [n.name for n in nets]
+        backends = ", ".join(dict.fromkeys(n.classifier.backend_name for n in nets))
+        devices = ", ".join(dict.fromkeys(str(getattr(n.classifier, "device", "cpu")) for n in nets))
+        called = command_line or f"build_report({str(out)!r}, {names!r}, size={size!r}, sources={sources!r}, seed={seed})"
+        result = ReportResult(out / "report.md", out / "report.html", collect(backends, devices, seed, called))
+        for net in nets:
+            _run_model(net, out, size, sources, batch_size, note, seed, result)
+        write_pages(result, ", ".join(names), size, sources)
     return result
 
 
-def _run_model(net, out: Path, mode: str, sources: "Optional[str | os.PathLike[str]]",
+def _run_model(net, out: Path, size: str, sources: "Optional[str | os.PathLike[str]]",
                batch_size: Optional[int], note: Optional[NoteFn], seed: int, result: ReportResult) -> None:
     label_set = net.label_set if net.label_set in ("digits", "imagenet") else "imagenet"
-    settings = SETTINGS[(label_set, mode)]
+    settings = SETTINGS[(label_set, size)]
     batch = batch_size or (32 if label_set == "digits" else 4)
     common = dict(sources=sources, seed=seed)
     relabel = UNCAPPED.replace(batch_size=batch)
@@ -240,7 +214,9 @@ def _examples(net, out: Path, s: dict, common: dict, relabel: RelabelSettings,
 def _sweep(net, out: Path, s: dict, common: dict, relabel: RelabelSettings,
            data: str) -> tuple[list[Claim], list[Figure]]:
     claims, figures = [], []
-    opts = {k: v for k, v in s.items() if k != "caps"}
+    opts = {k: v for k, v in s.items() if k not in ("caps", "pairs")}
+    if "pairs" in s:
+        opts["targets_per_source"] = max(1, math.ceil(s["pairs"] / len(load_sources(net, common["sources"]))))
     subset = []
     if opts.get("per_class") not in (None, PAPER_PER_CLASS):
         subset.append(f"{opts['per_class']} source(s) per class (paper {PAPER_PER_CLASS})")
@@ -283,8 +259,15 @@ def _synthesis(net, out: Path, s: dict, relabel: RelabelSettings, seed: int) -> 
 
 def _svm(net, out: Path, s: dict, common: dict, relabel: RelabelSettings,
          data: str) -> tuple[list[Claim], list[Figure]]:
-    r = svm.run_svm(net, out, settings=relabel, **s, **common)
     cmd = command("svm", net.name, out, batch_size=relabel.batch_size, **s, **common)
+    row = "SVM tells relabelled from true (features before the last fully connected layer)"
+    largest = max(len(g) for g in by_class(load_sources(net, common["sources"], seed=common["seed"])).values())
+    why = svm.too_few_images(min(largest, s.get("n_train", PAPER_SVM["n_train"]) + s.get("n_test", PAPER_SVM["n_test"])))
+    if why is None:
+        r = svm.run_svm(net, out, settings=relabel, **s, **common)
+        why = svm.too_few_images(min(x.n_train + x.n_test for x in r.sets))
+    if why is not None:  # a number from a few images would read as a finding
+        return [Claim(row, f"{svm.PAPER_ACCURACY:.1%}", f"not measured: {why}", data, cmd)], []
     sizes = sorted({(x.n_train, x.n_test) for x in r.sets})
     off = []
     if r.accuracy.n != PAPER_SVM["sets"]:
@@ -327,65 +310,3 @@ def _limitations(net, out: Path, s: dict, common: dict, relabel: RelabelSettings
                         data, cmd, _alpha(relabel)))
     return claims, [Figure(path, _LIMIT_CAPTIONS.get(key, "Section 3.1 (no figure in the paper)."))
                     for key, path in r.figures.items()]
-
-
-_MODE_TEXT = {"quick": "quick settings (scaled down to minutes on a CPU)",
-              "full": "full settings (over a thousand relabellings for an ImageNet model)",
-              "paper": "the paper's settings"}
-
-
-def _setting(c: Claim) -> str:
-    return "the paper's" if not c.deviations else "NOT the paper's: " + "; ".join(c.deviations)
-
-
-def _write(result: ReportResult, model: str, mode: str, sources: "Optional[str | os.PathLike[str]]") -> None:
-    title = f"Confusing deep convolution networks by relabelling: reproduction on {model}"
-    prov = result.provenance.rows()
-    general = [f"Settings: {_MODE_TEXT[mode]}. Every measured number: estimate [95% interval] (n): Wilson for "
-               "rates, a seeded BCa bootstrap for means."]
-    if any(not m.startswith(PAPER_MODEL) for m in model.split(", ")):
-        general.append(f"Every row departs from the paper in its network ({model}; paper: BVLC GoogLeNet)"
-                       + (" and its data (the offline photo set; paper: ImageNet validation images)."
-                          if sources is None else f" (data: {sources})."))
-    header = ["claim", "paper", "ours", "setting", "model and data", "command"]
-    rows = [[c.claim, c.paper, c.ours, _setting(c), c.model_data, f"`{c.command}`"] for c in result.claims]
-    md = [f"# {title}", ""] + [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in prov] + [""]
-    md += general + ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    if result.skipped:
-        md += ["", "## Not run", ""] + [f"- {k}: {v}" for k, v in result.skipped.items()]
-    md += ["", "## Figures", ""]
-    for i, f in enumerate(result.figures, 1):
-        md += [f"![Figure {i}: {f.path.stem}]({f.path.name})", "", f"*{f.path.name}*: {f.caption}", ""]
-    write_text(result.markdown, "\n".join(md) + "\n", "report")
-
-    esc = html.escape
-    dl = "".join(f"<dt>{esc(k)}</dt><dd>{'<code>' + esc(v) + '</code>' if k == 'command' else esc(v)}</dd>"
-                 for k, v in prov)
-    cells = "".join(
-        f"<tr{' class=off' if c.deviations else ''}>" + "".join(f"<td>{esc(x.strip('`'))}</td>" for x in row) + "</tr>"
-        for c, row in zip(result.claims, rows))
-    skipped = "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in result.skipped.items())
-    index = "".join(f'<li><a href="#fig{i}">{esc(f.path.name)}</a>: {esc(f.caption)}</li>'
-                    for i, f in enumerate(result.figures, 1))
-    figs = "".join(f'<figure id="fig{i}"><img src="{_data_uri(f.path)}" alt="{esc(f.path.stem)}">'
-                   f"<figcaption><b>{esc(f.path.name)}</b>: {esc(f.caption)}</figcaption></figure>"
-                   for i, f in enumerate(result.figures, 1))
-    write_text(result.html,
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
-        "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #aaa;padding:4px;vertical-align:top;font-size:85%}tr.off td:nth-child(4){color:#a40}"
-        "td:last-child{font-family:monospace;font-size:75%;word-break:break-all}"
-        "dl{display:grid;grid-template-columns:max-content auto;gap:2px 1em}dt{font-weight:bold}dd{margin:0}"
-        "img{max-width:100%}figure{margin:1.5em 0;border-top:1px solid #ddd}</style></head>"
-        f"<body><h1>{esc(title)}</h1><dl>{dl}</dl>" + "".join(f"<p>{esc(g)}</p>" for g in general) + "<table><tr>"
-        + "".join(f"<th>{h}</th>" for h in header) + f"</tr>{cells}</table>"
-        + (f"<h2>Not run</h2><ul>{skipped}</ul>" if skipped else "")
-        + f"<h2>Figures</h2><ol>{index}</ol>{figs}</body></html>\n", "report")
-
-
-def _data_uri(path: Path) -> str:
-    """The file as a data: URI, so the HTML needs nothing beside it."""
-    kind = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
-    return f"data:{kind.get(path.suffix.lower(), 'application/octet-stream')};base64," \
-           + base64.b64encode(path.read_bytes()).decode("ascii")

@@ -1,31 +1,44 @@
-"""Labelled source images for the experiments.
+"""Labelled source images for the experiments, in every layout ImageNet comes in.
 
-A source set is either a folder in ImageNet validation layout (one
-subfolder per class, named by WordNet id, class index or class name), a
-list file with one ``path label`` per line (paths relative to the list
-file, as in Caffe's ``val.txt``), or, with no path, an offline default:
-the held-out test digits for the ``digits`` label set, and for ImageNet
-models every natural photo bundled with scikit-image, scikit-learn and
-matplotlib that shows an ImageNet class, each whole and in five crops.
-Every source has a stable id, so a sweep stopped in one process can be
-resumed in another.
+A source set is one of:
+
+- a folder of class subfolders named by class index, WordNet id or class name
+  (ILSVRC-2012's training layout: ``n01440764/n01440764_10026.JPEG``);
+- a flat folder of files named ``<WordNet id or class index>_...``
+  (``n01440764_tench.JPEG``, as ImageNet samples name them); a folder may mix
+  both;
+- a ``path label`` list (paths relative to the list file, as in Caffe's
+  ``val.txt``), or a validation folder holding its :data:`VAL_LIST` beside
+  ``ILSVRC2012_val_*.JPEG``;
+- with no path, an offline default: the held-out test digits for the
+  ``digits`` label set, and for ImageNet models every natural photo bundled
+  with scikit-image, scikit-learn and matplotlib that shows an ImageNet class,
+  each whole and in five crops.
+
+A class or file that cannot be used is one error naming the file (and the
+line of a list). Every source has a stable id, so a sweep stopped in one
+process can be resumed in another.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
 from caffe_relabel.files.bounded_read import read_bounded
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError, ModelNotFoundError
+from caffe_relabel.images.files import IMAGE_SUFFIXES
 from caffe_relabel.models.model import Model
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp", ".jpe"}
+#: The ``path label`` list a validation folder holds beside its images (Caffe's name for ILSVRC-2012's).
+VAL_LIST = "val.txt"
 
 # The natural photos bundled with scikit-image, scikit-learn and matplotlib,
 # and the ImageNet class each shows; EfficientNet-Lite0 ranks it in its top 3
@@ -83,7 +96,9 @@ def load_sources(
         sources = default_sources(model)
     else:
         p = Path(path)
-        if p.is_dir():
+        if p.is_dir() and (p / VAL_LIST).is_file():
+            sources = _list_sources(p / VAL_LIST, model)
+        elif p.is_dir():
             sources = _folder_sources(p, model)
         elif p.is_file():
             sources = _list_sources(p, model)
@@ -146,38 +161,105 @@ def crops(image: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _folder_sources(root: Path, model: Model) -> list[Source]:
+    """Class subfolders (named by index, WordNet id or class name) and ``<class>_*`` files, in one folder."""
+    label = _labeller(model)
     sources = []
-    for sub in sorted(d for d in root.iterdir() if d.is_dir()):
-        label = _resolve(model, sub.name, f"{sub}: class folder")
-        for f in sorted(sub.iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                sources.append(Source(str(f), str(f), label))
+    for entry in _entries(root):
+        if entry.is_dir():
+            sub = Path(entry.path)
+            cls = label(entry.name, f"{sub}: class folder")
+            sources.extend(Source(f.path, f.path, cls) for f in _entries(sub) if _is_image(f.name))
+        elif _is_image(entry.name):
+            sources.append(Source(entry.path, entry.path, label(_name_class(entry), f"{entry.path}: file name")))
     return sources
 
 
+def _entries(folder: Path) -> list[os.DirEntry]:
+    with os.scandir(folder) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def _is_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+_NAMED_CLASS = re.compile(r"(n\d+|\d+)_")
+
+
+def _name_class(entry: os.DirEntry) -> str:
+    """The class a flat folder's file is named by: ``n01440764_tench.JPEG`` (as ImageNet names them) or ``3_a.png``."""
+    m = _NAMED_CLASS.match(entry.name)
+    if m is None:
+        raise CaffeRelabelError(
+            f"{entry.path}: expected a file name '<WordNet id or class index>_...', e.g. n01440764_tench.JPEG "
+            f"(or class subfolders, or a {VAL_LIST} of 'path label' lines beside the images)")
+    return m.group(1)
+
+
 def _list_sources(list_file: Path, model: Model) -> list[Source]:
-    sources = []
+    """A ``path label`` list, checked line by line as it is read: the first bad line stops it, named."""
     data = read_bounded(list_file, "image list", "list", CaffeRelabelError)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise CaffeRelabelError(f"{list_file}: image list is not UTF-8 text (byte {e.start})") from None
+    label = _labeller(model)
+    real_dirs: dict[str, str] = {}
+    base = os.path.realpath(list_file.parent)
+    sources = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        parts = line.rsplit(None, 1)
-        if len(parts) != 2:
-            raise CaffeRelabelError(f"{list_file}:{n}: expected 'path label', got {line.strip()!r}")
-        image = (list_file.parent / parts[0].strip()).resolve()
-        sources.append(Source(str(image), str(image), _resolve(model, parts[1], f"{list_file}:{n}: label")))
+        try:  # the line is named only on an error: formatting it for each of a million lines costs seconds
+            if "\0" in line:
+                raise CaffeRelabelError("the line holds a NUL byte; expected 'path label'")
+            parts = line.rsplit(None, 1)
+            if len(parts) != 2:
+                raise CaffeRelabelError(f"expected 'path label', got {line.strip()!r}")
+            image = _real_image(base, parts[0].strip(), real_dirs)
+            sources.append(Source(image, image, label(parts[1], "label")))
+        except CaffeRelabelError as e:
+            raise type(e)(f"{list_file}:{n}: {e}") from None
     return sources
 
 
-def _resolve(model: Model, label: str, where: str) -> int:
+def _real_image(base: str, path: str, real_dirs: dict[str, str]) -> str:
+    """``os.path.realpath`` of ``path`` (relative to ``base``), an existing regular file, with one lstat.
+
+    Each folder is resolved once, not every line: a million-line list is checked in
+    about a second this way, where resolving every line took over a minute.
+    """
+    joined = path if path.startswith("/") else f"{base}/{path}"
     try:
-        return model.resolve(label)
-    except (ModelNotFoundError, ArgumentError) as e:  # a label in a file: the file is what is wrong
-        raise ModelNotFoundError(f"{where}: {e}") from None
+        st = os.lstat(joined)
+        link = stat.S_ISLNK(st.st_mode)
+        if link:
+            st = os.stat(joined)
+    except OSError as e:
+        raise CaffeRelabelError(f"{joined}: cannot use the image ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CaffeRelabelError(f"{joined}: not a regular file; expected an image")
+    folder, _, name = joined.rpartition("/")
+    if link or name in ("", ".", ".."):
+        return os.path.realpath(joined)
+    if folder not in real_dirs:
+        real_dirs[folder] = os.path.realpath(folder or "/")
+    return os.path.join(real_dirs[folder], name)
+
+
+def _labeller(model: Model) -> Callable[[str, str], int]:
+    """``label(text, where)``: :meth:`Model.resolve` once per distinct label text, its error naming ``where``."""
+    known: dict[str, int] = {}
+
+    def label(text: str, where: str) -> int:
+        if text not in known:
+            try:
+                known[text] = model.resolve(text)
+            except (ModelNotFoundError, ArgumentError) as e:  # a label in a file: the file is what is wrong
+                raise ModelNotFoundError(f"{where}: {e}") from None
+        return known[text]
+
+    return label
 
 
 def _sample_per_class(sources: list[Source], per_class: int, seed: int) -> list[Source]:

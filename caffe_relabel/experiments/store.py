@@ -12,159 +12,35 @@ was made with, and refuses results (or a merge) made with other ones.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 from caffe_relabel.files.atomic_write import make_dir
 from caffe_relabel.files.bounded_read import open_regular
 from caffe_relabel.errors import ArgumentError, CaffeRelabelError, OutputError
-from caffe_relabel.relabel.relabeller import RelabelResult, StopReason
-from caffe_relabel.relabel.settings import RelabelSettings
-from caffe_relabel.experiments.common import top_k
+from caffe_relabel.experiments.store_identity import StoreIdentity, StoreMismatchError, check_same
+from caffe_relabel.experiments.store_schema import INSERT, RESULTS_DDL, SELECT, UNSOUND, StoredResult
+
+#: Re-exported: a store's callers meet its rows and its identity here.
+__all__ = ["GroupWriter", "MergeResult", "SCHEMA_VERSION", "StoreIdentity", "StoreMismatchError", "StoredResult",
+           "SweepStore", "check_same", "merge_stores"]
 
 #: SQLite result codes of the medium rather than the file: SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
 _MEDIA_ERRORS = frozenset({8, 10, 13, 14})
 
 SCHEMA_VERSION = "2"
 
-_COLUMNS_SQL = """
-    source TEXT NOT NULL,
-    target INTEGER NOT NULL,
-    source_label INTEGER NOT NULL,
-    success INTEGER NOT NULL,
-    stop TEXT NOT NULL,
-    iterations INTEGER NOT NULL,
-    distortion REAL NOT NULL,
-    original_label INTEGER NOT NULL,
-    original_prob REAL NOT NULL,
-    final_label INTEGER NOT NULL,
-    final_prob REAL NOT NULL,
-    target_prob REAL NOT NULL,
-    top5 TEXT NOT NULL,
-    uint8_label INTEGER NOT NULL,
-    uint8_success INTEGER NOT NULL,
-    uint8_distortion REAL NOT NULL,
-    model TEXT NOT NULL,
-    version TEXT NOT NULL,
-    UNIQUE (source, target)
-"""
-
-
-class StoreMismatchError(CaffeRelabelError, ValueError):
-    """A store made with another model or other relabelling settings."""
-
-
-@dataclass(frozen=True)
-class StoreIdentity:
-    """What makes two stores' results comparable: the model, the backend and the relabelling settings, whole."""
-
-    model: str
-    backend: str
-    settings: RelabelSettings
-
-    def to_json(self) -> str:
-        return json.dumps({"model": self.model, "backend": self.backend, "settings": self.settings.as_dict()},
-                          sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "StoreIdentity":
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError(f"expected an object, got {type(data).__name__}")
-        if "settings" not in data:
-            data = _identity_v1(data)
-        return cls(str(data["model"]), str(data["backend"]), RelabelSettings.from_dict(data["settings"]))
-
-
-def _identity_v1(data: dict) -> dict:
-    """Schema 1 stores kept five settings beside the model; they ran without confidence, in batches of 8."""
-    old = {k: data[k] for k in ("alpha", "max_distortion", "max_iter", "ensure_uint8", "clip")}
-    return {"model": data["model"], "backend": data["backend"],
-            "settings": {**RelabelSettings().as_dict(), **old, "confidence": 0.0}}
-
-
-@dataclass(frozen=True)
-class StoredResult:
-    """One row: a relabelling's scalar outcome (top5 as [[class, prob], ...])."""
-
-    source: str
-    target: int
-    source_label: int
-    success: bool
-    stop: StopReason
-    iterations: int
-    distortion: float
-    original_label: int
-    original_prob: float
-    final_label: int
-    final_prob: float
-    target_prob: float
-    top5: list
-    uint8_label: int
-    uint8_success: bool
-    uint8_distortion: float
-    model: str
-    version: str
-
-    @classmethod
-    def from_result(cls, source: str, source_label: int, r: RelabelResult, model: str, version: str) -> "StoredResult":
-        return cls(
-            source, r.target, source_label, r.success, r.stop, r.iterations, r.distortion, r.original_label,
-            r.original_prob, r.final_label, r.final_prob, r.target_prob, [list(t) for t in top_k(r.probs, 5)],
-            r.uint8_label, r.uint8_success, r.uint8_distortion, model, version,
-        )
-
-    def to_row(self) -> tuple:
-        values = []
-        for f in fields(self):
-            v = getattr(self, f.name)
-            values.append(json.dumps(v) if f.name == "top5" else int(v) if isinstance(v, bool)
-                          else v.value if isinstance(v, StopReason) else v)
-        return tuple(values)
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "StoredResult":
-        kw: dict[str, Any] = {f.name: row[f.name] for f in fields(cls)}
-        # SQLite keeps whatever type was written (a REAL column holds text happily): check each.
-        for f in fields(cls):
-            v = kw[f.name]
-            want = _ROW_TYPES[f.name]
-            if want is float:
-                ok = isinstance(v, (int, float)) and math.isfinite(v)
-            elif want is bool:
-                ok = isinstance(v, int) and v in (0, 1)
-            elif want is StopReason:
-                ok = v in {s.value for s in StopReason}
-            else:
-                ok = isinstance(v, want)
-            if not ok:
-                raise ValueError(f"column {f.name} holds {v!r}, expected {'a finite number' if want is float else want.__name__}")
-        kw["top5"] = json.loads(kw["top5"])
-        kw["success"] = bool(kw["success"])
-        kw["uint8_success"] = bool(kw["uint8_success"])
-        kw["stop"] = StopReason(kw["stop"])
-        return cls(**kw)
-
-
-_NAMES = [f.name for f in fields(StoredResult)]
-# The Python type each column must hold ("top5" is JSON text).
-_ROW_TYPES = {f.name: {"str": str, "int": int, "bool": bool, "float": float, "list": str, "StopReason": StopReason}[f.type]
-              for f in fields(StoredResult)}
-_INSERT = f"INSERT OR IGNORE INTO results ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))})"
-
-
 class SweepStore:
     """A results file. ``identity=None`` opens an existing store as it is (for reading, merging)."""
 
     def __init__(self, path: "str | os.PathLike[str]", identity: Optional[StoreIdentity] = None) -> None:
         self.path = Path(path)
-        self._summed_checked = False
+        self._rows_checked = False
         #: Opened only to read (``identity=None``): nothing is ever written to the file.
         self.read_only = identity is None
         if identity is None and not self.path.exists():
@@ -205,7 +81,7 @@ class SweepStore:
                 # One transaction: a store killed while being created has all of it or none.
                 with self._transaction():
                     self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                    self._db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS_SQL})")
+                    self._db.execute(RESULTS_DDL)
                     self.identity = self._settle_identity(identity)
         except CaffeRelabelError:
             self._db.close()
@@ -278,17 +154,22 @@ class SweepStore:
         with self._sql():
             return {r[0] for r in self._db.execute("SELECT target FROM results WHERE source = ?", (source,))}
 
+    def is_empty(self) -> bool:
+        """No result stored yet (one row read, where COUNT(*) would read them all)."""
+        with self._sql():
+            return self._db.execute("SELECT 1 FROM results LIMIT 1").fetchone() is None
+
     def add(self, result: StoredResult) -> None:
         """Store one result, committed when this returns; a pair already present is left alone."""
         with self._sql():
-            self._db.execute(_INSERT, result.to_row())
+            self._db.execute(INSERT, result.to_row())
 
     def add_many(self, results: Iterable[StoredResult]) -> int:
         """Store several results in one transaction; returns how many were new."""
         # total_changes, not COUNT(*): counting rows reads the whole table, 10M rows at the paper's scale.
         before = self._db.total_changes
         with self._sql(), self._transaction():
-            self._db.executemany(_INSERT, (r.to_row() for r in results))
+            self._db.executemany(INSERT, (r.to_row() for r in results))
         return self._db.total_changes - before
 
     def grouped(self, rows: int = 1000, seconds: float = 2.0) -> "GroupWriter":
@@ -312,7 +193,7 @@ class SweepStore:
 
     def tally(self) -> tuple[int, int, int]:
         """(results, successes, successes that also hold in 8-bit), counted in SQL."""
-        self._check_summed_columns()
+        self._check_rows()
         with self._sql():
             n, ok, ok8 = self._db.execute(
                 "SELECT COUNT(*), TOTAL(success), TOTAL(success AND uint8_success) FROM results").fetchone()
@@ -322,7 +203,7 @@ class SweepStore:
         """(n, mean, population std, min, max) of ``distortion`` or ``iterations`` over the successes, in SQL."""
         if column not in ("distortion", "iterations"):
             raise ArgumentError(f"expected distortion or iterations, got {column!r}")
-        self._check_summed_columns()
+        self._check_rows()
         with self._sql():
             n, mean, lo, hi = self._db.execute(
                 f"SELECT COUNT(*), AVG({column}), MIN({column}), MAX({column}) FROM results WHERE success").fetchone()
@@ -333,43 +214,45 @@ class SweepStore:
                                    (mean, mean)).fetchone()[0]
         return int(n), float(mean), math.sqrt(var), float(lo), float(hi)
 
+    def success_values(self, column: str) -> list[float]:
+        """Every success's ``distortion`` or ``iterations``, ordered by (source, target): a merged store gives the same list."""
+        if column not in ("distortion", "iterations"):
+            raise ArgumentError(f"expected distortion or iterations, got {column!r}")
+        self._check_rows()
+        with self._sql():
+            rows = self._db.execute(f"SELECT {column} FROM results WHERE success ORDER BY source, target")
+            return [r[0] for r in rows]
+
     def lowest_target_rates(self, limit: int) -> list[tuple[int, float, int]]:
         """[(target, success rate, results)] for the ``limit`` targets with the lowest rates, lowest first."""
-        self._check_summed_columns()
+        self._check_rows()
         with self._sql():
             rows = self._db.execute("SELECT target, AVG(success) AS rate, COUNT(*) FROM results GROUP BY target "
                                     "ORDER BY rate, target LIMIT ?", (limit,)).fetchall()
         return [(int(t), float(r), int(c)) for t, r, c in rows]
 
-    def _check_summed_columns(self) -> None:
-        """The columns a summary adds up hold what :meth:`StoredResult.from_row` would accept.
+    def _check_rows(self) -> None:
+        """Every row holds what :meth:`StoredResult.from_row` would accept, checked in SQL in one pass.
 
         The aggregates run in SQL, which would add up a text or an infinity without a word;
-        a row that fails is read the usual way, so the error names it as :meth:`results` does.
+        a row that fails is read the usual way, so the error names it and its column as :meth:`results` does.
         """
-        if self._summed_checked:
+        if self._rows_checked:
             return
         with self._sql():
-            bad = self._db.execute(
-                "SELECT source, target FROM results WHERE typeof(target) != 'integer' "
-                "OR typeof(iterations) != 'integer' OR typeof(success) != 'integer' OR success NOT IN (0, 1) "
-                "OR typeof(uint8_success) != 'integer' OR uint8_success NOT IN (0, 1) "
-                "OR typeof(distortion) NOT IN ('integer', 'real') OR abs(distortion) > 1.7976931348623157e308 "
-                "LIMIT 1").fetchone()
-            if bad is not None:
-                row = self._db.execute(f"SELECT {', '.join(_NAMES)} FROM results WHERE source IS ? AND target IS ?",
-                                       tuple(bad)).fetchone()
+            row = self._db.execute(f"{SELECT} WHERE {UNSOUND} LIMIT 1").fetchone()
+            if row is not None:
                 try:
                     StoredResult.from_row(row)
                 except (ValueError, TypeError) as e:
                     raise sqlite3.DatabaseError(f"unreadable result {tuple(row)[:2]}: {e}") from None
-                raise sqlite3.DatabaseError(f"unreadable result {tuple(bad)}: a summed column holds an unexpected value")
-        self._summed_checked = True
+                raise sqlite3.DatabaseError(f"unreadable result {tuple(row)[:2]}: a column holds an unexpected value")
+        self._rows_checked = True
 
     def results(self) -> Iterator[StoredResult]:
         """Every stored result, ordered by (source, target)."""
         with self._sql():
-            for row in self._db.execute(f"SELECT {', '.join(_NAMES)} FROM results ORDER BY source, target"):
+            for row in self._db.execute(f"{SELECT} ORDER BY source, target"):
                 try:
                     yield StoredResult.from_row(row)
                 except (ValueError, TypeError) as e:
@@ -380,6 +263,10 @@ class SweepStore:
             try:
                 # Fold the WAL into the file: a closed store is one self-contained file to copy.
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                # And leave WAL mode: a reader (mode=ro) of a WAL store makes -wal and -shm files
+                # it cannot remove. Another connection still open keeps WAL; its own close retries.
+                self._db.execute("PRAGMA busy_timeout = 100")
+                self._db.execute("PRAGMA journal_mode = DELETE")
             except sqlite3.DatabaseError:
                 pass  # a damaged store was reported by the call that found it
         self._db.close()
@@ -412,6 +299,11 @@ class GroupWriter:
         #: Results committed through this writer that were new to the store.
         self.added = 0
 
+    def is_empty(self) -> bool:
+        """No result stored yet (one row read, where COUNT(*) would read them all)."""
+        with self._sql():
+            return self._db.execute("SELECT 1 FROM results LIMIT 1").fetchone() is None
+
     def add(self, result: StoredResult) -> None:
         if not self._open:
             self._since = time.monotonic()
@@ -438,20 +330,6 @@ def _header(path: Path) -> Optional[bytes]:
     with open_regular(path, "sweep store", "store") as f:
         head = f.read(16)
     return head or None
-
-
-#: Settings that do not change a result: continuous batching gives every sample the same steps at any batch size.
-_NOT_COMPARED = ("batch_size",)
-
-
-def check_same(have: StoreIdentity, wanted: StoreIdentity, where: str) -> None:
-    """Raise StoreMismatchError naming the first differing model, backend or relabelling setting."""
-    pairs = [("model", have.model, wanted.model), ("backend", have.backend, wanted.backend)]
-    a, b = have.settings.as_dict(), wanted.settings.as_dict()
-    pairs += [(name, a[name], b[name]) for name in RelabelSettings.names() if name not in _NOT_COMPARED]
-    for name, x, y in pairs:
-        if x != y:
-            raise StoreMismatchError(f"{where}: made with {name}={x!r}, expected {name}={y!r}")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ from caffe_relabel.experiments.features import definition_path, last_fc_input
 from caffe_relabel.experiments.sources import Source, by_class, load_sources
 
 PAPER_ACCURACY = 0.896
+#: The paper's true images of the target class per set: 20 to train and 30 to test, beside as many relabelled.
+PAPER_TRUE_IMAGES = 50
+#: The fewest a set may use for its accuracy to mean something: 4 + 4 to train and 6 + 6 to test (the
+#: paper's 2:3 split). Below it a report says the data cannot support the row rather than give a number.
+MIN_TRUE_IMAGES = 10
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,14 @@ def _one_set(net: Model, relabeller: Relabeller, groups: dict[int, list[Source]]
     y_test = np.array([1] * te + [0] * te)
     accuracy = float((_classifier().fit(x_train, y_train).predict(x_test) == y_test).mean())
     return SvmSet(target, tr, te, sum(r.success for r in done) / len(done), accuracy)
+
+
+def too_few_images(per_set: int) -> Optional[str]:
+    """Why sets of ``per_set`` true images (and as many relabelled) cannot support an accuracy; None if they can."""
+    if per_set >= MIN_TRUE_IMAGES:
+        return None
+    return (f"a set has only {per_set} true image(s) of its target class: an accuracy needs at least "
+            f"{MIN_TRUE_IMAGES} (the paper: {PAPER_TRUE_IMAGES} of one class, 20 to train and 30 to test)")
 
 
 def _classifier():

@@ -18,6 +18,7 @@ are committed in groups as they finish.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,13 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from caffe_relabel import __version__
+from caffe_relabel.version import __version__
 from caffe_relabel.errors import ArgumentError
 from caffe_relabel.relabel.relabeller import Relabeller
 from caffe_relabel.relabel.settings import RelabelSettings
 from caffe_relabel.experiments.common import ModelRef, Stats, open_model
+from caffe_relabel.experiments.intervals import BOOTSTRAP_MAX_N, normal
+from caffe_relabel.experiments.provenance import model_files
 from caffe_relabel.experiments.sources import Source, load_sources
 from caffe_relabel.experiments.store import StoreIdentity, StoredResult, SweepStore
 
@@ -106,9 +109,12 @@ def iter_pairs(plan: Iterable[tuple[Source, list[int]]]) -> Iterator[tuple[Sourc
 def count_planned(db: SweepStore, plan: Iterable[tuple[Source, list[int]]]) -> tuple[int, int]:
     """(pairs planned, of which already stored), asking the store once per source."""
     planned = stored = 0
+    # A new store holds none: a million sources are counted without a million lookups.
+    empty = db.is_empty()
     for s, ts in plan:
         planned += len(ts)
-        stored += len(db.stored_targets(s.id).intersection(ts))
+        if not empty:
+            stored += len(db.stored_targets(s.id).intersection(ts))
     return planned, stored
 
 
@@ -203,7 +209,7 @@ def run_sweep(
     """
     net = open_model(model, backend)
     relabeller = Relabeller(net, settings)
-    identity = StoreIdentity(net.name, net.classifier.backend_name, relabeller.settings)
+    identity = StoreIdentity(net.name, net.classifier.backend_name, relabeller.settings, model_files(net))
     if isinstance(sources, (list, tuple)):
         if per_class is not None:
             raise ArgumentError("per_class picks from a folder or list file; got Source objects already picked")
@@ -262,7 +268,18 @@ def summarize_store(db: SweepStore) -> SweepSummary:
         successes=successes,
         success_rate=successes / n if n else float("nan"),
         uint8_success_rate=uint8_successes / n if n else float("nan"),
-        distortion=Stats(*db.success_stats("distortion")),
-        iterations=Stats(*db.success_stats("iterations")),
+        distortion=_success_stats(db, "distortion"),
+        iterations=_success_stats(db, "iterations"),
         hardest_targets=db.lowest_target_rates(5),
     )
+
+
+def _success_stats(db: SweepStore, column: str) -> Stats:
+    """Stats of a column over the successes, with the mean's interval: bootstrapped from the values where
+    :func:`intervals.mean` would, else from the moments counted in SQL (a store of millions stays unread)."""
+    n, m, std, lo, hi = db.success_stats(column)
+    if n <= BOOTSTRAP_MAX_N:
+        return Stats.of(db.success_values(column))
+    ci = normal(m, std * math.sqrt(n / (n - 1)), n)  # SQL gives the population std
+    return Stats(n, m, std, lo, hi, ci.low, ci.high)
+

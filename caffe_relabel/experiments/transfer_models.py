@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from caffe_relabel.interrupts import keep_interrupts
-from caffe_relabel.images.preprocess import fit, image_to_blob
+from caffe_relabel.images.preprocess import fit
 from caffe_relabel.experiments.common import open_model
 
 #: images (list of H x W x C in [0, 1]) -> N x K class probabilities
@@ -28,8 +28,7 @@ def open_classifier(name: str, backend: str = "auto") -> ProbsFn:
     net = open_model(name, backend)
 
     def probs(images: list) -> np.ndarray:
-        blobs = np.stack([image_to_blob(fit(im, net.input), net.input) for im in images])
-        return np.concatenate([net.classifier.forward(blobs[i:i + 16]) for i in range(0, len(blobs), 16)])
+        return np.stack([p.probabilities for p in net.predict_many(images)])
 
     return probs
 

@@ -7,6 +7,8 @@ GoogLeNet): channels are summed, not averaged.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from caffe_relabel.errors import ArgumentError
@@ -18,17 +20,26 @@ def distortion(relabelled: np.ndarray, original: np.ndarray) -> float:
     b = np.asarray(original, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 3:
         raise ArgumentError(f"expected two H x W x C images of one shape, got {list(a.shape)} and {list(b.shape)}")
-    pixels = a.shape[0] * a.shape[1]
-    return float(np.sqrt(np.sum((a - b) ** 2) / pixels))
+    return float(image_distortion(a[None], b[None])[0])
 
 
-def blob_distortion(blobs: np.ndarray, originals: np.ndarray, pixel_unit: float = 255.0) -> np.ndarray:
+# The batched forms are the one implementation; ``xp`` is numpy or torch (spelled alike in both),
+# so the relabelling loop measures on the engine's device with the same float64 arithmetic.
+
+def image_distortion(images: Any, originals: Any, xp: Any = np) -> Any:
+    """Per-sample distortion of N x H x W x C images in [0, 1]."""
+    n, pixels = images.shape[0], images.shape[1] * images.shape[2]
+    d = xp.asarray(images, dtype=xp.float64) - xp.asarray(originals, dtype=xp.float64)
+    return xp.sqrt(xp.sum((d ** 2).reshape(n, -1), axis=1) / pixels)
+
+
+def blob_distortion(blobs: Any, originals: Any, pixel_unit: float = 255.0, xp: Any = np) -> Any:
     """Per-sample distortion of N x C x H x W blobs, in [0, 1] pixel units whatever the transform.
 
     ``pixel_unit``: blob units of a pixel going from 0 to 1 (:attr:`InputSpec.pixel_unit
     <caffe_relabel.images.preprocess.InputSpec.pixel_unit>`, raw_scale * input_scale); the mean
     and the channel order cancel out.
     """
-    d = (np.asarray(blobs, dtype=np.float64) - np.asarray(originals, dtype=np.float64)) / pixel_unit
+    d = (xp.asarray(blobs, dtype=xp.float64) - xp.asarray(originals, dtype=xp.float64)) / pixel_unit
     pixels = d.shape[2] * d.shape[3]
-    return np.sqrt(np.sum(d.reshape(d.shape[0], -1) ** 2, axis=1) / pixels)
+    return xp.sqrt(xp.sum(d.reshape(d.shape[0], -1) ** 2, axis=1) / pixels)

@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -270,23 +270,44 @@ def image_to_blob(image: np.ndarray, spec: InputSpec) -> np.ndarray:
         raise ArgumentError(
             f"expected an image of {spec.size[0]} x {spec.size[1]} x {spec.channels}, got {list(image.shape)}"
         )
-    chw = image.transpose(2, 0, 1)
-    if spec.channel_order == "BGR":
-        chw = chw[::-1]
-    return ((chw * spec.raw_scale - spec.mean_blob()) * spec.input_scale).astype(np.float32)
+    return images_to_blobs(image[None], spec)[0]
 
 
 def blob_to_image(blob: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Inverse of :func:`image_to_blob`: float64 H x W x C in image space (not clipped)."""
-    chw = (np.asarray(blob, dtype=np.float64) / spec.input_scale + spec.mean_blob()) / spec.raw_scale
-    if spec.channel_order == "BGR":
-        chw = chw[::-1]
-    return np.ascontiguousarray(chw.transpose(1, 2, 0))
+    return np.ascontiguousarray(blobs_to_images(np.asarray(blob)[None], spec)[0])
+
+
+# The batched forms below are the one implementation of the transform. ``xp`` is numpy or torch
+# (the functions used are spelled alike in both), so the relabelling loop runs the same float64
+# arithmetic on the engine's device; ``mean`` is spec.mean_blob() as an array of that kind.
+
+def images_to_blobs(images: Any, spec: InputSpec, xp: Any = np, mean: Any = None) -> Any:
+    """N x H x W x C images in [0, 1] to N x C x H x W float32 blobs: (pixel * raw_scale - mean) * input_scale."""
+    mean = spec.mean_blob() if mean is None else mean
+    chw = _flip(xp.moveaxis(xp.asarray(images, dtype=xp.float64), 3, 1), spec, xp)
+    return xp.asarray((chw * spec.raw_scale - mean) * spec.input_scale, dtype=xp.float32)
+
+
+def blobs_to_images(blobs: Any, spec: InputSpec, xp: Any = np, mean: Any = None) -> Any:
+    """Inverse of :func:`images_to_blobs`: float64 N x H x W x C (a view; not clipped)."""
+    mean = spec.mean_blob() if mean is None else mean
+    chw = (xp.asarray(blobs, dtype=xp.float64) / spec.input_scale + mean) / spec.raw_scale
+    return xp.moveaxis(_flip(chw, spec, xp), 1, 3)
+
+
+def quantize(images: Any, xp: Any = np) -> Any:
+    """Images in [0, 1] on the 8-bit grid (what :func:`to_uint8` keeps), still float64 in [0, 1]."""
+    return xp.clip(xp.round(xp.asarray(images, dtype=xp.float64) * 255.0), 0, 255) / 255.0
+
+
+def _flip(chw: Any, spec: InputSpec, xp: Any) -> Any:
+    return xp.flip(chw, (1,)) if spec.channel_order == "BGR" else chw
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """8-bit pixels of an image in [0, 1] (rounded to nearest, clipped)."""
-    return np.clip(np.round(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    return np.round(quantize(image) * 255.0).astype(np.uint8)
 
 
 # Formats an 8-bit image can be saved in (PNG, BMP, TIFF and PPM/PGM keep it exact).

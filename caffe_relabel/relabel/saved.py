@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from caffe_relabel.models.model import Model
+from caffe_relabel.errors import ArgumentError
+from caffe_relabel.relabel.goals import Goal, TargetClass
 
 #: Suffixes whose formats :func:`caffe_relabel.images.preprocess.save_image` writes lossily (Pillow's defaults:
 #: JPEG quality 75, WebP quality 80). PNG, BMP, TIFF and PPM/PGM keep 8-bit pixels exact.
@@ -31,34 +33,31 @@ class SavedCheck:
 
     path: Path
     lossy: bool
-    target: int
-    confidence: float  # the target probability the relabelling asked for (0: top-1 is enough)
+    goal: Goal
+    aim: int  # the class the relabelling followed (untargeted: the original label)
     label: int  # top-1 of the saved file
     prob: float  # its probability
-    target_prob: float
-    away: bool = False  # untargeted: ``target`` is the original label, and any other label is success
+    aim_prob: float  # the probability of ``aim``
 
     @property
     def carries_target(self) -> bool:
-        """Whether the file, as saved, is classified as the target (with ``confidence`` if asked),
-        or, untargeted, as anything but the original label."""
-        if self.away:
-            return self.label != self.target
-        return self.label == self.target and self.target_prob >= self.confidence
+        """Whether the file, as saved, still meets the relabelling's goal (the loop's own rule)."""
+        return self.goal.reached(self.label, self.prob, self.aim)
 
     def summary(self) -> dict[str, Any]:
         """The fields, JSON-ready."""
         return {"path": str(self.path), "lossy": self.lossy, "label": self.label, "prob": self.prob,
-                "target_prob": self.target_prob, "carries_target": self.carries_target}
+                "target_prob": self.aim_prob, "carries_target": self.carries_target}
 
 
-def check_saved(model: Model, path: "str | os.PathLike[str]", target: int, confidence: float = 0.0,
-                away: bool = False) -> SavedCheck:
-    """Read ``path`` back as `classify` would and say whether it still carries ``target``
-    (``away``: whether it is still anything but ``target``, the original label of an untargeted run)."""
-    from caffe_relabel.images.preprocess import fit, image_to_blob, load_image
-
-    probs = model.classifier.forward(image_to_blob(fit(load_image(path), model.input), model.input)[None])[0]
+def check_saved(model: Model, path: "str | os.PathLike[str]", goal: Goal, aim: Optional[int] = None) -> SavedCheck:
+    """Read ``path`` back as `classify` would and say whether it still meets ``goal``; ``aim``: the class
+    the relabelling followed (a result's ``aim``), needed where the goal's class came from the image
+    (untargeted: the original label); a :class:`TargetClass`'s is its target."""
+    if aim is None:
+        if not isinstance(goal, TargetClass):
+            raise ArgumentError(f"a {goal.name} goal needs aim=, the class the relabelling followed")
+        aim = goal.target
+    probs = model.predict(path).probabilities
     label = int(probs.argmax())
-    return SavedCheck(Path(path), is_lossy(path), int(target), float(confidence), label, float(probs[label]),
-                      float(probs[target]), away)
+    return SavedCheck(Path(path), is_lossy(path), goal, int(aim), label, float(probs[label]), float(probs[aim]))

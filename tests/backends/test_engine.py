@@ -87,8 +87,8 @@ def test_module_is_a_torch_module_returning_logits(digits_engine, digits_blobs) 
 
 
 def test_modes_select_on_cpu(digits_blobs) -> None:
-    fast = EngineClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, mode="fast")
-    faithful = EngineClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, mode="faithful")
+    fast = EngineClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, numerics="fast")
+    faithful = EngineClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, numerics="faithful")
     # faithful: NCHW and Caffe's im2col convolutions; fast: channels-last oneDNN (engine/device.py).
     convs = lambda clf: [m.im2col for m in clf.module.layers if hasattr(m, "im2col")]  # noqa: E731
     assert convs(faithful) == [True, True] and convs(fast) == [False, False]
@@ -107,14 +107,14 @@ def test_bad_arguments(digits_engine, digits_blobs) -> None:
 
 def test_load_classifier_picks_engine(digits_blobs) -> None:
     clf = load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="engine")
-    assert isinstance(clf, EngineClassifier) and clf.mode == "faithful"
-    # A fast mode is the engine's: 'auto' takes the engine for it even where pycaffe imports.
-    fast = load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="auto", mode="fast")
-    assert isinstance(fast, EngineClassifier) and fast.mode == "fast" and fast.module.channels_last
-    with pytest.raises(ArgumentError, match="mode 'fast' is the engine's; backend 'pycaffe' runs only 'faithful'"):
-        load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="pycaffe", mode="fast")
-    with pytest.raises(ArgumentError, match="expected mode 'faithful' or 'fast' or 'fast-bf16', got 'turbo'"):
-        load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, mode="turbo")
+    assert isinstance(clf, EngineClassifier) and clf.numerics == "faithful"
+    # Fast numerics are the engine's: 'auto' takes the engine for it even where pycaffe imports.
+    fast = load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="auto", numerics="fast")
+    assert isinstance(fast, EngineClassifier) and fast.numerics == "fast" and fast.module.channels_last
+    with pytest.raises(ArgumentError, match="numerics 'fast' are the engine's; backend 'pycaffe' runs only 'faithful'"):
+        load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="pycaffe", numerics="fast")
+    with pytest.raises(ArgumentError, match="expected numerics 'faithful' or 'fast' or 'fast-bf16', got 'turbo'"):
+        load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, numerics="turbo")
 
 
 @requires_pycaffe

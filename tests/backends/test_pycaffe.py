@@ -200,7 +200,7 @@ def test_gpu_on_cpu_only_build_is_refused():
 
     if gpu_usable(0):
         pytest.skip("this pycaffe has a GPU")
-    with pytest.raises(BackendUnavailableError, match="gpu:0"):
+    with pytest.raises(BackendUnavailableError, match="gpu:0.*use backend 'engine' \\(--backend engine\\)"):
         PycaffeClassifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, device="gpu:0")
 
 

@@ -24,8 +24,9 @@ def digit_png(tmp_path_factory, digits_data):
 def test_classify_json(digit_png, capsys):
     path, label = digit_png
     assert cli.main(["classify", str(path), "-m", "digits", "--json", "--top", "3"]) == cli.EXIT_OK
-    top = json.loads(capsys.readouterr().out)
-    assert len(top) == 3 and top[0]["class"] == label
+    (block,) = json.loads(capsys.readouterr().out)
+    top = block["top"]
+    assert block["image"] == str(path) and len(top) == 3 and top[0]["class"] == label
 
 
 @requires_pycaffe
@@ -39,7 +40,7 @@ def test_relabel_writes_an_image_that_carries_the_target(digit_png, tmp_path, ca
     assert rc == cli.EXIT_OK, text
     assert f"relabelled: {target} ({target})" in text and "distortion:" in text
     assert cli.main(["classify", str(out), "-m", "digits", "--json", "--top", "1"]) == cli.EXIT_OK
-    assert json.loads(capsys.readouterr().out)[0]["class"] == target
+    assert json.loads(capsys.readouterr().out)[0]["top"][0]["class"] == target
 
 
 @requires_pycaffe
@@ -105,10 +106,10 @@ def test_relabel_modes(digit_png, capsys, mode):
     rc = cli.main(["relabel", str(path), "-m", "digits", mode, "--max-distortion", "0", "--backend", "engine",
                    "--json", "-q"])
     result = json.loads(capsys.readouterr().out)
-    assert rc == cli.EXIT_OK and result["mode"] == mode.lstrip("-").replace("-", "_") and result["success"]
+    assert rc == cli.EXIT_OK and result["goal"] == mode.lstrip("-").replace("-", "_") and result["success"]
     assert result["final_label"] != label
     if mode == "--untargeted":
-        assert result["target"] == label == result["original_label"]
+        assert result["target"] is None and result["original_label"] == label
 
 
 def test_relabel_modes_exclude_a_target(digit_png, capsys):

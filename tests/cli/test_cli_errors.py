@@ -54,13 +54,33 @@ def _run(argv, capsys):
      "not UTF-8 text"),
     (["classify", "{digit}", "-m", "digits", "--device", "tpu:0"], cli.EXIT_USAGE, "expected device"),
     (["classify", "{digit}", "-m", "digits", "--backend", "pycaffe", "--engine-mode", "fast"], cli.EXIT_USAGE,
-     "mode 'fast' is the engine's; backend 'pycaffe' runs only 'faithful'"),
+     "numerics 'fast' are the engine's; backend 'pycaffe' runs only 'faithful' (for them: backend 'engine', --backend engine)"),
     (["classify", "{digit}", "-m", "digits", "--engine-mode", "turbo"], cli.EXIT_USAGE, "--engine-mode: invalid choice"),
+    (["classify", "{digit}", "-m", "digits", "--engine-mode", "fast-bf16"], cli.EXIT_USAGE,
+     "numerics 'fast-bf16' exist only on CUDA (bfloat16 autocast); on device 'cpu' use 'fast' (--engine-mode fast)"),
+    (["experiment", "sweep", "--engine-mode", "fast-bf16", "--device", "cpu", "-q", "--out", "{tmp}"], cli.EXIT_USAGE,
+     "numerics 'fast-bf16' exist only on CUDA"),
+    (["experiment", "svm", "--prototxt", "x.prototxt", "-q", "--out", "{tmp}"], cli.EXIT_INPUT,
+     "--prototxt needs --weights"),
 ])
 def test_user_errors(argv, code, message, digit, tmp_path, capsys):
     argv = [a.replace("{digit}", digit).replace("{tmp}", str(tmp_path)) for a in argv]
     rc, err = _run(argv, capsys)
     assert rc == code and message in err, err
+
+
+def test_gpu_on_cpu_only_pycaffe_suggests_the_engine(digit, capsys):
+    from caffe_relabel.backends import pycaffe_available
+
+    if not pycaffe_available():
+        pytest.skip("pycaffe is not built")
+    from caffe_relabel.backends.pycaffe import gpu_usable
+
+    if gpu_usable(0):
+        pytest.skip("this pycaffe has a GPU")
+    rc, err = _run(["classify", digit, "-m", "digits", "--backend", "pycaffe", "--device", "gpu:0"], capsys)
+    assert rc == cli.EXIT_UNAVAILABLE and "CPU-only build" in err and "--backend engine" in err
+    assert err.count("\n") == 1
 
 
 def test_missing_runtime_exits_4(digit, monkeypatch, capsys):

@@ -49,7 +49,7 @@ def test_lenet_style_net_relabels_in_steps_of_50_255_grey_level(how, backend, di
     custom = ["--prototxt", str(proto), "--weights", str(weights), "--channel-order", "GREY", "--resize", "0"]
     custom += [a.replace("{train_val}", str(train_val)) for a in how]
     rc, got = _relabel([str(path), "-t", target, "--backend", backend, *custom], capsys)
-    # The unscaled digits net, whose steps are 50/255 of a grey level (tests/test_relabel.py):
+    # The unscaled digits net, whose steps are 50/255 of a grey level (tests/relabel/test_relabel.py):
     # 1/256 is a power of two, so the same function and the same steps give the very same run.
     rc_ref, want = _relabel([str(path), "-t", target, "--backend", backend, "-m", "digits"], capsys)
     assert rc == rc_ref == cli.EXIT_OK and got["success"]

@@ -1,4 +1,5 @@
-"""The faithful CPU convolution: Caffe's im2col + GEMM in the forward and in any backward.
+"""The faithful CPU convolution: Caffe's im2col + GEMM in the forward and in any backward
+(depthwise ones: oneDNN on channels-last tensors, engine/layers/conv.py).
 
 Against real Caffe, convolutions are covered by test_layers.py; here, that the
 algorithm holds however the backward is reached (torch picks its kernels again
@@ -14,7 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
-from caffe_relabel.engine.layers.conv import Conv2d, ConvTranspose2d, _Im2colConvolution  # noqa: E402
+from caffe_relabel.engine.layers.conv import Conv2d, ConvTranspose2d, _ChannelsLastDepthwise, \
+    _Im2colConvolution  # noqa: E402
 
 # (module class, weight shape, stride, pad, dilation, group): Caffe's awkward settings.
 GEOMETRIES = {
@@ -34,19 +36,25 @@ def layer(geometry: str, dtype: torch.dtype, im2col: bool = True) -> Conv2d:
                stride, pad, dilation, group, im2col)
 
 
-@pytest.mark.parametrize("geometry", GEOMETRIES)
+def forward_backward(module: Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output and the input gradient of a fixed random output gradient."""
+    xx = x.clone().requires_grad_(True)
+    y = module(xx)[0]
+    grad_out = torch.randn(y.shape, generator=torch.Generator().manual_seed(3))
+    return y.detach(), torch.autograd.grad(y, xx, grad_out)[0]
+
+
+def test_only_depthwise_geometries_take_onednn() -> None:
+    assert [g for g in GEOMETRIES if layer(g, torch.float32).depthwise] == ["depthwise"]
+
+
+@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if g != "depthwise"])
 def test_any_backward_runs_im2col(geometry: str) -> None:
     conv = layer(geometry, torch.float32)
     x = torch.randn(3, 4, 13, 11, generator=torch.Generator().manual_seed(2))
-    grad_out = None
 
     def run(module: Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
-        nonlocal grad_out
-        xx = x.clone().requires_grad_(True)
-        y = module(xx)[0]
-        if grad_out is None:
-            grad_out = torch.randn(y.shape, generator=torch.Generator().manual_seed(3))
-        return y.detach(), torch.autograd.grad(y, xx, grad_out)[0]
+        return forward_backward(module, x)
 
     assert torch.backends.mkldnn.enabled  # oneDNN on, as in a caller's program
     got = run(conv)
@@ -69,3 +77,37 @@ def test_im2col_backward_is_the_derivative(geometry: str) -> None:
     x = torch.randn(2, 4, 7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     inputs = tuple(t.detach().clone().requires_grad_(True) for t in (x, conv.weight, conv.bias))
     assert torch.autograd.gradcheck(lambda x, w, b: _Im2colConvolution.apply(x, w, b, conv), inputs)
+
+
+@pytest.mark.parametrize("caller_mkldnn", [True, False])
+def test_depthwise_runs_channels_last_onednn_in_any_backward(caller_mkldnn: bool) -> None:
+    conv = layer("depthwise", torch.float32)
+    x = torch.randn(3, 4, 13, 11, generator=torch.Generator().manual_seed(2))
+    torch.backends.mkldnn.set_flags(caller_mkldnn, None, None, None)
+    try:
+        y, gx = forward_backward(conv, x)
+        assert torch.backends.mkldnn.enabled == caller_mkldnn  # the caller's setting is left as it was
+    finally:
+        torch.backends.mkldnn.set_flags(True, None, None, None)
+    assert y.is_contiguous() and gx.is_contiguous()  # NCHW out, as the faithful mode's other layers take it
+    # The reference: the plain op on channels-last tensors, oneDNN on.
+    plain = layer("depthwise", torch.float32, im2col=False)
+    plain.weight.data = plain.weight.data.contiguous(memory_format=torch.channels_last)
+    want = forward_backward(plain, x.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(y, want[0]) and torch.equal(gx, want[1])
+    # And Caffe's im2col gives the same up to float32 rounding of a 9-term sum.
+    im2col = forward_backward(im2col_depthwise(), x)
+    assert torch.allclose(y, im2col[0], rtol=0, atol=1e-5) and torch.allclose(gx, im2col[1], rtol=0, atol=1e-5)
+
+
+def im2col_depthwise() -> Conv2d:
+    conv = layer("depthwise", torch.float32)
+    conv.depthwise = False  # the im2col path, as the other geometries take it
+    return conv
+
+
+def test_depthwise_backward_is_the_derivative() -> None:
+    conv = layer("depthwise", torch.float64)
+    x = torch.randn(2, 4, 7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    inputs = tuple(t.detach().clone().requires_grad_(True) for t in (x, conv.weight, conv.bias))
+    assert torch.autograd.gradcheck(lambda x, w, b: _ChannelsLastDepthwise.apply(x, w, b, conv), inputs)

@@ -98,10 +98,10 @@ def test_net_without_input() -> None:
         build_net(parse_net('layer { name: "ref" type: "DummyData" top: "ref" dummy_data_param { shape { dim: 1 } } }'))
 
 
-def test_bad_mode_and_device() -> None:
+def test_bad_numerics_and_device() -> None:
     body = 'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }'
-    with pytest.raises(ValueError, match="expected mode"):
-        build_net(parse_net(INPUT + body), mode="turbo")
+    with pytest.raises(ValueError, match="expected numerics"):
+        build_net(parse_net(INPUT + body), numerics="turbo")
     with pytest.raises(ValueError, match="expected device"):
         build_net(parse_net(INPUT + body), device="tpu")
 

@@ -1,4 +1,4 @@
-"""CaffeNet runs in its mode's memory layout whatever the caller's strides."""
+"""CaffeNet runs in its numerics' memory layout whatever the caller's strides."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
 '''
 
 
-@pytest.mark.parametrize("mode,layout", [("faithful", torch.contiguous_format), ("fast", torch.channels_last)])
-def test_input_strides_do_not_change_the_layout(mode: str, layout: torch.memory_format) -> None:
+@pytest.mark.parametrize("numerics,layout", [("faithful", torch.contiguous_format), ("fast", torch.channels_last)])
+def test_input_strides_do_not_change_the_layout(numerics: str, layout: torch.memory_format) -> None:
     rng = np.random.default_rng(0)
     shapes = {"conv": [(4, 3, 3, 3), (4,)], "fc": [(5, 4 * 7 * 7), (5,)]}
     weights = {name: [rng.normal(0, 0.5, size=s).astype(np.float32) for s in blobs] for name, blobs in shapes.items()}
-    net = build_net(parse_net(NET), weights, mode=mode, source="net.prototxt")
+    net = build_net(parse_net(NET), weights, numerics=numerics, source="net.prototxt")
     # An N x H x W x C numpy batch seen as N x C x H x W: channels-last strides, as peers and users pass it.
     nhwc = torch.from_numpy(rng.normal(size=(2, 9, 9, 3)).astype(np.float32)).permute(0, 3, 1, 2)
     blobs = net.blobs(nhwc, ["data", "conv"])

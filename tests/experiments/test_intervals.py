@@ -9,7 +9,7 @@ import pytest
 
 from caffe_relabel.errors import ArgumentError
 from caffe_relabel.experiments.common import Stats
-from caffe_relabel.experiments.intervals import format_rate, mean, rate, wilson
+from caffe_relabel.experiments.intervals import format_mean, format_rate, mean, normal, rate, wilson
 
 
 @pytest.mark.parametrize("k, n, low, high", [
@@ -43,9 +43,27 @@ def test_bootstrap_mean_is_seeded_and_near_the_normal_interval():
     assert a.low == pytest.approx(x.mean() - half, abs=0.05 * half) and a.high == pytest.approx(x.mean() + half, abs=0.05 * half)
 
 
-def test_bootstrap_mean_of_constant_or_single_values_has_zero_width():
+def test_bootstrap_mean_of_constant_values_has_zero_width_and_of_one_value_none():
     assert mean([0.3, 0.3, 0.3]) == mean([0.3, 0.3, 0.3]) and mean([0.3] * 3).low == mean([0.3] * 3).high == pytest.approx(0.3)
-    assert mean([2.0]).low == 2.0 and math.isnan(mean([]).value)
+    # One value says nothing of the spread (issue 22: n < 2 gives null, not a zero-width interval).
+    one = mean([2.0])
+    assert one.value == 2.0 and math.isnan(one.low) and math.isnan(one.high) and math.isnan(mean([]).value)
+    assert format_mean(one, 1) == "2.00000 (n=1, no interval)"
+
+
+@pytest.mark.parametrize("values", [[0.1, 0.2], [0.1, 0.1, 0.2], [1e-300, 2e-300], [0.0, 1.0] * 2, [0.1] * 50 + [0.2],
+                                    list(range(7)), [5.0, 5.0, 5.0, 5.0, 6.0]])
+def test_a_mean_of_two_or_more_values_always_has_a_finite_interval(values):
+    i = mean(values)
+    assert math.isfinite(i.low) and math.isfinite(i.high) and i.low <= i.value <= i.high
+    tol = 1e-12 * max(abs(v) for v in values)  # a bootstrap mean rounds: 0.1 + 0.1 + 0.2 is not 0.4
+    assert min(values) - tol <= i.low and i.high <= max(values) + tol
+
+
+def test_the_normal_interval_from_moments_matches_the_large_sample_one():
+    x = np.random.default_rng(2).normal(1.0, 0.5, 30_000)
+    assert normal(float(x.mean()), float(x.std(ddof=1)), x.size) == mean(x)
+    assert math.isnan(normal(1.0, 0.0, 1).low) and normal(1.0, 0.0, 1).value == 1.0
 
 
 def test_large_samples_use_the_normal_interval():

@@ -12,13 +12,13 @@ from caffe_relabel.experiments.report import SETTINGS, build_report
 
 TINY = {
     "examples": dict(n=2), "sweep": dict(per_class=1, targets_per_source=1, caps=(0.2,)), "synthesis": dict(n_targets=2),
-    "svm": dict(sets=1, n_train=3, n_test=3), "limitations": dict(n=3),
+    "svm": dict(sets=2, n_train=4, n_test=6), "limitations": dict(n=3),
 }
 
 
 def test_the_report_references_existing_figures(tmp_path, monkeypatch, digits_model):
     monkeypatch.setitem(SETTINGS, ("digits", "quick"), TINY)
-    r = build_report(tmp_path, digits_model.name, mode="quick")
+    r = build_report(tmp_path, digits_model.name, size="quick")
     assert not r.skipped
     md = r.markdown.read_text()
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)

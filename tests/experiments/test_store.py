@@ -116,3 +116,18 @@ def test_a_summary_refuses_a_bad_value_it_would_add_up(tmp_path, column, value):
     db.close()
     with pytest.raises(CaffeRelabelError, match=rf"s.sqlite: .*'s001'.*column {column} holds"):
         summarize(path)
+
+
+def test_identity_model_files_round_trip_and_are_compared_when_both_have_them():
+    settings = RelabelSettings(max_iter=10)
+    a = StoreIdentity("net", "engine", settings, (("deploy.prototxt", "1" * 40), ("w.caffemodel", "2" * 40)))
+    assert StoreIdentity.from_json(a.to_json()) == a
+    legacy = StoreIdentity("net", "engine", settings)
+    assert "files" not in legacy.to_json()  # a store without files reads as it was written
+    store_mod.check_same(legacy, a, "old.sqlite")  # unknown files: not a mismatch
+    store_mod.check_same(a, a, "same.sqlite")
+    b = StoreIdentity("net", "engine", settings, (("deploy.prototxt", "1" * 40), ("w.caffemodel", "3" * 40)))
+    with pytest.raises(store_mod.StoreMismatchError,
+                       match=r"^s.sqlite: made with model files deploy.prototxt \(sha1 111111111111\), w.caffemodel "
+                             r"\(sha1 222222222222\), expected .*w.caffemodel \(sha1 333333333333\)"):
+        store_mod.check_same(a, b, "s.sqlite")

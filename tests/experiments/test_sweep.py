@@ -279,7 +279,8 @@ def test_resume_asks_the_store_once_per_source_through_its_index(tmp_path):
         plan = [row[3] for row in db._db.execute("EXPLAIN QUERY PLAN SELECT target FROM results WHERE source = ?", ("x",))]
     assert todo == {(s.id, t) for s, t in iter_pairs(plan_sources(sources, 4))} - set(stored)
     lookups = [q for q in statements if q.startswith("SELECT target FROM results WHERE source")]
-    assert len(lookups) == 2 * len(sources) and len(statements) == len(lookups)
+    emptiness = [q for q in statements if q == "SELECT 1 FROM results LIMIT 1"]
+    assert len(lookups) == 2 * len(sources) and len(emptiness) == 1 and len(statements) == len(lookups) + 1
     assert any("USING COVERING INDEX" in p for p in plan), plan
 
 
@@ -295,6 +296,17 @@ def test_a_batch_the_backend_would_refuse_is_refused_before_the_store_is_made(tm
     # Only as large a batch as the plan fills is checked: 9 pairs never make a batch of 100.
     result = run_sweep(store, "digits", per_class=1, targets=[0], settings=RelabelSettings(batch_size=100, max_iter=1))
     assert result.ran == 9
+
+
+def test_a_new_store_is_counted_without_a_lookup_per_source(tmp_path):
+    # A million-line source list must start work within seconds: an empty store needs no lookups.
+    sources = _sources(6, 4)
+    with SweepStore(tmp_path / "s.sqlite", IDENTITY) as db:
+        statements = []
+        db._db.set_trace_callback(statements.append)
+        assert count_planned(db, plan_sources(sources, 4)) == (18, 0)
+        db._db.set_trace_callback(None)
+    assert statements == ["SELECT 1 FROM results LIMIT 1"]
 
 
 def test_a_resumed_sweep_runs_only_what_is_missing(tmp_path):

@@ -46,7 +46,8 @@ FAST = ["-q", "--max-iter", "2"]
 
 
 def run_cases(cases: list[dict], tmp: Path) -> Counter:
-    """Run ``cases`` in children; the outcome of each, counted. Failures are kept in ``run_cases.failures``."""
+    """Run ``cases`` in children; the outcome of each, counted. Failures are kept in ``run_cases.failures``,
+    every outcome (with its exit code and stderr's end) in ``run_cases.outcomes``."""
     outcomes: dict[str, dict] = {}
     remaining = list(cases)
     while remaining:

@@ -202,7 +202,7 @@ def test_uint8_success_asks_for_the_same_confidence(model, images, digits_data):
     plain = Relabeller(model, max_distortion=None, max_iter=800).run_batch(images[:4], targets)
     # Made after the fact with a confidence the 8-bit image does not reach: top-1 alone no longer counts.
     r = next(r for r in plain if r.uint8_success and r.uint8_target_prob < 0.9)
-    assert not dataclasses.replace(r, confidence=0.9).uint8_success
+    assert not dataclasses.replace(r, goal=dataclasses.replace(r.goal, confidence=0.9)).uint8_success
     assert r.summary()["uint8_success"] is True
 
 
@@ -211,3 +211,28 @@ def test_a_bare_backend_with_its_input_spec(classifier, images):
     assert r.success and r.final_label == 3
     with pytest.raises(ArgumentError, match="input_spec"):
         Relabeller(classifier)
+
+
+def test_a_file_is_decoded_once_for_its_run_of_targets(model, digits_data, tmp_path, monkeypatch):
+    """A sweep gives each source's targets in a row: the file is read and resized once for them all, read
+    again once it changes, and every result still owns its arrays."""
+    import os
+
+    import skimage.io
+
+    from caffe_relabel.relabel import relabeller as module
+
+    path = tmp_path / "digit.png"
+    skimage.io.imsave(path, digits_data["images"][0], check_contrast=False)
+    reads = []
+    real = module.load_image
+    monkeypatch.setattr(module, "load_image", lambda img: reads.append(img) or real(img))
+    r = Relabeller(model, max_iter=2)
+    results = r.run_batch([path] * 5, [1, 2, 3, 4, 5])
+    assert len(reads) == 1 and [x.source for x in results] == [str(path)] * 5
+    results[0].original[...] = 0  # the caller's own copy: the next pairs do not see it
+    assert r.run(path, 6).original.any() and len(reads) == 1
+    skimage.io.imsave(path, digits_data["images"][1], check_contrast=False)
+    os.utime(path, ns=(1, 1))  # a new file under the old name, whatever the clock's resolution
+    changed = r.run(path, 6)
+    assert len(reads) == 2 and not np.array_equal(changed.original, results[1].original)

@@ -15,7 +15,8 @@ from caffe_relabel.backends.base import Classifier, LossGradient
 from caffe_relabel.errors import ArgumentError, BackendUnavailableError
 from caffe_relabel.models.model import Model
 from caffe_relabel.images.preprocess import InputSpec, image_to_blob
-from caffe_relabel.relabel.relabeller import Mode, StopReason
+from caffe_relabel.relabel.goals import LeastLikely, Untargeted
+from caffe_relabel.relabel.results import StopReason
 from tests.conftest import requires_pycaffe
 from tests.relabel.test_relabel import Counting
 
@@ -39,7 +40,7 @@ def batch(digits_data):
 
 
 def _torchattacks_style(module, x, targets, alpha=50.0, max_iter=300):
-    """A plain torch loop as a torchattacks user writes it around ``model.module``: the images go to the
+    """A plain torch loop as a torchattacks user writes it around ``model.blob_module``: the images go to the
     net's input (grey 0..255 minus the mean), sign steps of alpha/255 grey levels toward the target,
     clamp to the pixel range, each sample stops once it carries its target; back to [0, 1]."""
     mean = float(SPEC.mean[0])
@@ -64,7 +65,7 @@ def _torchattacks_style(module, x, targets, alpha=50.0, max_iter=300):
 def test_tensor_api_agrees_with_a_torchattacks_style_loop(engine_model, batch):
     x, targets = batch
     xt = torch.from_numpy(x)
-    ref, ref_iters, ref_ok = _torchattacks_style(engine_model.module, xt, targets)
+    ref, ref_iters, ref_ok = _torchattacks_style(engine_model.blob_module, xt, targets)
     got = Relabeller(engine_model, max_distortion=None, max_iter=300, batch_size=3).relabel_batch(xt, targets)
     assert got.success.tolist() == ref_ok.tolist() and sum(ref_ok.tolist()) >= 6
     assert got.iterations.tolist() == ref_iters.tolist()
@@ -89,6 +90,53 @@ def test_tensor_api_keeps_type_layout_dtype_and_matches_run_batch(engine_model, 
         np.testing.assert_allclose(nchw.images[i].numpy().transpose(1, 2, 0), res.image, atol=1e-15)
         np.testing.assert_allclose(nhwc.images[i], res.image, atol=1e-7)
         assert nchw.distortions[i].item() == pytest.approx(res.distortion, rel=1e-12)
+
+
+def test_batch_results_carry_everything_run_gives(engine_model, batch):
+    x, targets = batch
+    goals = ["untargeted", "least_likely"] + targets[2:]
+    r = Relabeller(engine_model, max_distortion=None, max_iter=300, batch_size=3, trace=True)
+    results = r.run_batch([im.transpose(1, 2, 0) for im in x], goals)
+    b = r.relabel_batch(torch.from_numpy(x), goals)
+    assert b.goals == tuple(res.goal.name for res in results) and b.goals[:2] == ("untargeted", "least_likely")
+    assert b.targets[0] == -1 and b.original_labels[0] == results[0].original_label  # named apart from the goal
+    assert len(b.traces) == 8
+    for i, res in enumerate(results):
+        assert b.labels[i] == res.final_label and b.probs[i].item() == pytest.approx(res.final_prob, rel=1e-6)
+        assert b.target_probs[i].item() == pytest.approx(res.target_prob, rel=1e-6)
+        assert bool(b.success[i]) == res.success and b.stops[i] == res.stop
+        assert b.uint8_labels[i] == res.uint8_label and bool(b.uint8_success[i]) == res.uint8_success
+        assert b.uint8_distortions[i].item() == pytest.approx(res.uint8_distortion, rel=1e-9)
+        assert b.traces[i].label == res.trace.label and len(b.traces[i].loss) == res.iterations + 1
+        # The 8-bit images are on the 1/255 grid.
+        assert torch.equal(torch.round(b.uint8_images[i] * 255) / 255, b.uint8_images[i].double().float())
+    assert Relabeller(engine_model, max_iter=2).relabel_batch(x, targets).traces is None
+
+
+def test_ensure_uint8_returns_the_8bit_images(engine_model, batch):
+    x, targets = batch
+    b = Relabeller(engine_model, max_distortion=None, max_iter=400, ensure_uint8=True).relabel_batch(x, targets)
+    grid = np.round(b.images.astype(np.float64) * 255.0)
+    np.testing.assert_allclose(b.images, grid / 255.0, atol=1e-7)  # float32 holds k/255 to 6e-8
+    np.testing.assert_array_equal(b.images, b.uint8_images)
+    ok = b.success
+    assert ok.sum() >= 6 and b.uint8_success[ok].all() and (b.uint8_labels[ok] == np.array(targets)[ok]).all()
+
+
+def test_the_relabeller_is_called_as_torchattacks_attacks_are(engine_model, batch):
+    x, targets = batch
+    attack = Relabeller(engine_model, max_distortion=None, max_iter=300)
+    images = torch.from_numpy(x).double()
+    adv = attack(images, torch.tensor(targets))
+    assert isinstance(adv, torch.Tensor) and adv.shape == images.shape and adv.dtype == torch.float64
+    assert adv.device == images.device and adv.layout == images.layout
+    expected = attack.relabel_batch(images, torch.tensor(targets))
+    assert torch.equal(adv, expected.images) and expected.success.sum() >= 6
+    nhwc = attack(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), targets)
+    assert isinstance(nhwc, np.ndarray) and nhwc.shape == (8, 16, 16, 1)
+    logits = engine_model.classifier.forward(np.stack([image_to_blob(im, SPEC) for im in nhwc.astype(np.float64)]))
+    ok = expected.success.numpy()
+    assert (logits.argmax(1)[ok] == np.array(targets)[ok]).all()
 
 
 def test_numpy_and_torch_loops_give_the_same_results(engine_model, digits_data):
@@ -119,7 +167,7 @@ def test_untargeted_moves_away_from_the_original_label(model, batch):
     r = Relabeller(model, max_distortion=None, max_iter=300, batch_size=3)
     results = r.run_batch([im.transpose(1, 2, 0) for im in x], ["untargeted"] * len(x))
     for res in results:
-        assert res.mode == Mode.UNTARGETED and res.target == res.original_label
+        assert isinstance(res.goal, Untargeted) and res.target is None and res.aim == res.original_label
         assert res.success and res.final_label != res.original_label and res.iterations > 0
         assert res.uint8_success == (res.uint8_label != res.original_label)
 
@@ -138,7 +186,7 @@ def test_least_likely_targets_the_originals_least_likely_class(model, batch):
     results = Relabeller(model, max_distortion=None, max_iter=500).run_batch(
         [im.transpose(1, 2, 0) for im in x[:4]], ["least_likely"] * 4)
     for res in results:
-        assert res.mode == Mode.LEAST_LIKELY and res.target == int(res.original_probs.argmin())
+        assert isinstance(res.goal, LeastLikely) and res.target == int(res.original_probs.argmin())
         assert res.success == (res.final_label == res.target) and res.success
 
 
@@ -242,8 +290,11 @@ def test_run_batch_takes_numpy_targets(engine_model, batch):
     assert [r.target for r in results] == targets[:3]
 
 
-def test_module_is_the_engines_network(engine_model):
-    assert isinstance(engine_model.module, torch.nn.Module) and engine_model.module is engine_model.classifier.net
+def test_blob_module_is_the_engines_network_and_module_wraps_it(engine_model):
+    net = engine_model.classifier.net
+    assert isinstance(engine_model.blob_module, torch.nn.Module) and engine_model.blob_module is net
+    assert isinstance(engine_model.module, torch.nn.Module) and engine_model.module.net is net
+    assert engine_model.module is engine_model.module  # one module, so .to() and hooks stick
 
 
 @requires_pycaffe
@@ -251,6 +302,8 @@ def test_pycaffe_says_why_it_has_no_module():
     clf = load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="pycaffe")
     with pytest.raises(BackendUnavailableError, match="real Caffe.*backend='engine'"):
         Model(clf, SPEC).module
+    with pytest.raises(BackendUnavailableError, match="real Caffe.*backend='engine'"):
+        Model(clf, SPEC).blob_module
 
 
 def test_reprs_are_short(engine_model, batch):
@@ -259,7 +312,7 @@ def test_reprs_are_short(engine_model, batch):
     text = repr(res)
     assert len(text) < 300 and text.startswith(f"RelabelResult(target={targets[0]} '{targets[0]}', success=")
     assert f"iterations={res.iterations}" in text and "image=16x16x1" in text
-    assert "mode=untargeted" in repr(Relabeller(engine_model, max_iter=1).run(x[0].transpose(1, 2, 0), "untargeted"))
+    assert "goal=untargeted, original=" in repr(Relabeller(engine_model, max_iter=1).run(x[0].transpose(1, 2, 0), "untargeted"))
     assert repr(engine_model).startswith("Model('digits', backend=engine") and len(repr(engine_model)) < 300
     spec = InputSpec(size=(4, 4), mean=np.full((3, 8, 8), 100.0))
     assert "<3x8x8 mean image>" in repr(spec) and len(repr(spec)) < 200

@@ -1,6 +1,6 @@
 """The relabeller's defined edge cases (see relabel.py's docstring), on both backends.
 
-NaN weights are refused when the model loads (tests/test_netcheck.py).
+NaN weights are refused when the model loads (tests/netdef/test_netcheck.py).
 """
 
 from __future__ import annotations

@@ -7,16 +7,14 @@ protobuf schema, so converting needs no Caffe.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable
 
-from caffe_relabel.models.convert.efficientnet_lite0 import convert_efficientnet_lite0
-from caffe_relabel.models.convert.efficientnet_lite0_arch import INFO as EFFICIENTNET_LITE0
-from caffe_relabel.models.convert.efficientnet_lite0_arch import ModelInfo
+from caffe_relabel.models.convert.efficientnet_lite import convert
+from caffe_relabel.models.convert.efficientnet_lite_arch import VARIANTS, ModelInfo
 
 # Model name -> (converter writing into a folder, metadata); a new converter joins here.
 CONVERTERS: dict[str, tuple[Callable[[Path], tuple[Path, Path]], ModelInfo]] = {
-    EFFICIENTNET_LITE0.name: (convert_efficientnet_lite0, EFFICIENTNET_LITE0),
+    name: (functools.partial(convert, variant), variant.info) for name, variant in VARIANTS.items()
 }
-
-__all__ = ["CONVERTERS", "EFFICIENTNET_LITE0", "ModelInfo", "convert_efficientnet_lite0"]

