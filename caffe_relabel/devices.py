@@ -16,6 +16,6 @@ def parse_device(device: object) -> tuple[str, Optional[int]]:
     kind, sep, index = text.partition(":")
     if kind == "cpu" and not sep:
         return "cpu", None
-    if kind in ("gpu", "cuda") and (not sep or index.isdigit()):
+    if kind in ("gpu", "cuda") and (not sep or index.isascii() and index.isdigit()):  # int() takes '²' too
         return "gpu", int(index) if sep else None
     raise ArgumentError(f"expected device 'cpu', 'gpu:N' or 'cuda:N', got {device!r}")

@@ -14,7 +14,7 @@ def test_device_names(text, parsed):
     assert parse_device(text) == parsed
 
 
-@pytest.mark.parametrize("text", ["tpu", "tpu:0", "cpu:0", "gpu:", "gpu:x", "cuda:-1", ""])
+@pytest.mark.parametrize("text", ["tpu", "tpu:0", "cpu:0", "gpu:", "gpu:x", "cuda:-1", "", "gpu:\u00b2", "cuda:\u0663"])
 def test_other_devices_are_argument_errors(text):
     with pytest.raises(ArgumentError, match="expected device 'cpu', 'gpu:N' or 'cuda:N'"):
         parse_device(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 
 import pytest
 
@@ -27,6 +28,27 @@ def test_a_swallowed_interrupt_is_raised_again():
         with keep_interrupts():
             _swallowing_call()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _warning_swallowing_call() -> str:
+    warnings.warn("before the interrupt")
+    result = _swallowing_call()
+    warnings.warn("Training interrupted by user.")  # scikit-learn's words
+    return result
+
+
+def test_an_interrupted_bodys_warnings_are_dropped(recwarn):
+    with pytest.raises(KeyboardInterrupt):
+        with keep_interrupts():
+            _warning_swallowing_call()
+    assert [str(w.message) for w in recwarn] == []
+
+
+def test_without_an_interrupt_the_bodys_warnings_are_shown(recwarn):
+    with keep_interrupts():
+        warnings.warn("converged late", RuntimeWarning)
+    assert [(str(w.message), w.category) for w in recwarn] == [("converged late", RuntimeWarning)]
+    assert recwarn[0].filename == __file__  # where the body warned, not where it was re-shown
 
 
 def test_no_interrupt_no_error():

@@ -105,7 +105,8 @@ class Classifier(abc.ABC):
         # Before any copy of x and before the backend reshapes: Caffe aborts on a blob over
         # INT_MAX values, and either backend would allocate whatever the batch asks for.
         ok = self.__dict__.setdefault("_batches_checked", set())
-        if n not in ok:
+        # A subclass not built from a checked definition (a caller's own classifier) has no shapes to check.
+        if n not in ok and getattr(self, "_net_shapes", None) is not None:
             check_batch(self._net_shapes, n, self._source)
             ok.add(n)
 

@@ -28,8 +28,8 @@ from caffe_relabel.devices import parse_device
 from caffe_relabel.errors import BackendUnavailableError, CaffeRelabelError, ModelFormatError, OutputError, UnsupportedLayerError
 from caffe_relabel.netdef.layers import PYCAFFE, TABLE
 from caffe_relabel.netdef.layers.head import classifier_head
-from caffe_relabel.netdef.netcheck import NetShapes, check_net
-from caffe_relabel.netdef.prototxt import force_backward
+from caffe_relabel.netdef.netcheck import NetShapes, check_layer_count, check_net
+from caffe_relabel.netdef.prototxt import count_layers, force_backward
 from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import ConvolutionParameter
 from caffe_relabel.netdef.proto.io import parse_net, read_text
 from caffe_relabel.netdef.weights import check_loaded, check_weights
@@ -92,7 +92,9 @@ class PycaffeClassifier(Classifier):
             caffe.set_mode_cpu()
         self.device = device
 
-        patched = force_backward(read_text(self.prototxt, "prototxt"))
+        text = read_text(self.prototxt, "prototxt")
+        check_layer_count(count_layers(text), str(self.prototxt))
+        patched = force_backward(text)
         netdef = parse_net(patched, source=str(self.prototxt))
         checked = self._validate_definition(netdef, str(self.prototxt))
         TABLE.require(checked.layers, PYCAFFE, str(self.prototxt))

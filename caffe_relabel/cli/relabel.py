@@ -52,7 +52,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     from caffe_relabel.relabel.saved import check_saved, is_lossy
 
     image = load_image(args.image)
-    if args.output:
+    if args.output is not None:  # -o '' is refused, not skipped
         check_output_path(args.output)  # now, not after the relabelling it would lose
         _check_lossy_request(args)
     model = _load(args)

@@ -255,7 +255,7 @@ def _labeller(model: Model) -> Callable[[str, str], int]:
         if text not in known:
             try:
                 known[text] = model.resolve(text)
-            except ModelNotFoundError as e:
+            except (ModelNotFoundError, ArgumentError) as e:  # a label in a file: the file is what is wrong
                 raise ModelNotFoundError(f"{where}: {e}") from None
         return known[text]
 

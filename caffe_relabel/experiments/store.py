@@ -65,7 +65,7 @@ class SweepStore:
                         raise sqlite3.DatabaseError(problem)
                 tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if tables and not {"meta", "results"} <= tables:
-                    raise sqlite3.DatabaseError(f"tables {sorted(tables)}, expected meta and results")
+                    raise sqlite3.DatabaseError(f"tables {sorted(tables, key=repr)}, expected meta and results")  # names may be BLOBs
                 if not tables and identity is None:
                     raise CaffeRelabelError(f"{self.path}: not a sweep store (no results table)")
                 if self.read_only:

@@ -52,7 +52,7 @@ PAPER_SETTINGS = RelabelSettings(max_distortion=PAPER_CAP)
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` (0 <= i < n) to ``(i, n)``."""
     head, sep, tail = text.partition("/")
-    if not (sep and head.strip().isdigit() and tail.strip().isdigit()):
+    if not (sep and all(part.strip().isascii() and part.strip().isdigit() for part in (head, tail))):
         raise ArgumentError(f"--shard: expected i/n such as 0/4, got {text!r}")
     i, n = int(head), int(tail)
     if not (n >= 1 and 0 <= i < n):
@@ -221,6 +221,9 @@ def run_sweep(
     def plan() -> Iterator[tuple[Source, list[int]]]:
         return plan_sources(srcs, num_classes, targets, targets_per_source, seed, shard)
 
+    # The largest batch the loop will run, checked as the backend checks each batch: refused now, before
+    # the store is made, not after the loop has loaded that many images for it.
+    net.classifier._check_batch(_first_batch(plan(), relabeller.settings.batch_size))
     index, shards = shard
     with SweepStore(store, identity) as db:
         db.set_meta("shard", f"{index}/{shards}")
@@ -237,6 +240,16 @@ def run_sweep(
 
         ran = store_results(db, relabeller, pairs_to_do(db, plan()), net.name, commit_rows, commit_seconds, tick)
         return SweepResult(Path(store), shard, planned, already, ran, summarize_store(db))
+
+
+def _first_batch(plan: Iterable[tuple[Source, list[int]]], batch_size: int) -> int:
+    """How many pairs the loop's first batch holds (at least 1): the plan is read only that far."""
+    n = 0
+    for _, targets in plan:
+        n += len(targets)
+        if n >= batch_size:
+            return batch_size
+    return max(n, 1)
 
 
 def summarize(store: "str | os.PathLike[str]") -> SweepSummary:

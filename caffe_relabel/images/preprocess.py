@@ -22,6 +22,11 @@ from caffe_relabel.errors import ArgumentError, ImageFormatError
 
 ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
 
+# Both backends compute the blob in float32: a transform must fit it.
+_F32 = np.finfo(np.float32)
+# Steps are fractions of a grey level (50/255 in the paper): this much headroom keeps them normal floats.
+_STEP_HEADROOM = 2.0**16
+
 @dataclass(frozen=True)
 class InputSpec:
     """How a network expects its input: Caffe's data transform, image to blob.
@@ -74,6 +79,27 @@ class InputSpec:
             )
         if mean.ndim not in (1, 3):
             raise ArgumentError(f"expected per-channel means or a C x H x W mean image, got shape {list(mean.shape)}")
+        self._check_float32(mean)
+
+    def _check_float32(self, mean: np.ndarray) -> None:
+        """Refuse a transform whose blob float32 cannot hold: subnormal grey levels, overflow, or values so large
+        that neighbouring grey levels round together (every image would then give the same blob)."""
+        # Python floats: an underflow or overflow here is a value to refuse, not a RuntimeWarning.
+        unit = float(self.raw_scale) * float(self.input_scale)
+        grey = unit / 255.0
+        low = float(_F32.tiny) * _STEP_HEADROOM * 255.0
+        if not unit >= low:
+            raise ArgumentError(f"raw_scale * input_scale = {unit:.3g} makes a grey level subnormal in float32; "
+                                f"expected raw_scale * input_scale >= {low:.3g}")
+        lo, hi = (float(mean.min()), float(mean.max())) if mean.size else (0.0, 0.0)
+        field = "mean" if hi >= float(self.raw_scale) - lo else "raw_scale * input_scale"
+        largest = max(hi, float(self.raw_scale) - lo) * float(self.input_scale)
+        if not largest < float(_F32.max):
+            raise ArgumentError(f"{field}: the blob would reach {largest:.3g}, past float32's {float(_F32.max):.3g}")
+        spacing = float(np.spacing(np.float32(largest)))
+        if spacing > grey:
+            raise ArgumentError(f"{field}: the blob would reach {largest:.3g}, where float32 steps by {spacing:.3g}, "
+                                f"more than a grey level ({grey:.3g}): images could not be told apart")
 
     @classmethod
     def from_transform_param(
@@ -290,7 +316,13 @@ SAVE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".jpg", ".jpeg
 
 def check_output_path(path: "str | os.PathLike[str]") -> Path:
     """Refuse an output path :func:`save_image` cannot write, before any work is done for it."""
-    p = Path(path)
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ArgumentError(f"expected an output image file name, got {text!r}")
+    # Path() drops a trailing slash: "new.png/" names a folder, and must not be written as the file new.png.
+    if text.endswith(("/", os.sep)):
+        raise ArgumentError(f"{text}: expected an image file name, got a folder (trailing slash)")
+    p = Path(text)
     if p.suffix.lower() not in SAVE_SUFFIXES:
         raise ImageFormatError(f"{p}: expected an image file name ending in {', '.join(SAVE_SUFFIXES)}")
     if p.is_dir() or not p.parent.is_dir():
@@ -303,16 +335,30 @@ def save_image(image: np.ndarray, path: "str | os.PathLike[str]") -> None:
 
     An unwritable or full destination raises OutputError; nothing partial is left.
     """
-    import skimage.io
-
     p = check_output_path(path)
     pixels = to_uint8(image)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    # Atomic: a full disk or a killed process leaves the old file or none, never half an image.
-    with atomic_write.atomic_path(p, "image") as tmp:
-        try:
-            skimage.io.imsave(str(tmp), pixels, check_contrast=False)
-        except ValueError as e:
-            raise ImageFormatError(f"{p}: cannot save the image ({type(e).__name__}: {e})") from None
+    try:
+        data = _encode(pixels, p.suffix.lower())
+    except ValueError as e:
+        raise ImageFormatError(f"{p}: cannot save the image ({type(e).__name__}: {e})") from None
+    # Encoded in memory, written by us alone, atomically: a full disk or a killed process leaves the old
+    # file or none, never half an image, and no encoder is left holding a file it cannot close.
+    atomic_write.write_bytes(p, data, "image")
+
+
+def _encode(pixels: np.ndarray, suffix: str) -> bytes:
+    """The file's bytes, by the encoders scikit-image's imsave uses: tifffile for TIFF, imageio otherwise."""
+    if suffix in (".tif", ".tiff"):
+        import io
+
+        import tifffile
+
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, pixels, photometric="rgb" if pixels.ndim == 3 else "minisblack")
+        return buffer.getvalue()
+    import imageio.v3
+
+    return imageio.v3.imwrite("<bytes>", pixels, extension=suffix)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,21 +106,26 @@ class Model:
 
     def resolve(self, target: "int | str") -> int:
         """A class index from an index, a WordNet id or a class name (closest matches on a miss)."""
-        from caffe_relabel.models.zoo import resolve_class
+        from caffe_relabel.models.zoo import class_index, resolve_class
 
         if self.label_set is not None:
             return resolve_class(target, self.label_set)
-        if self.class_names is not None and isinstance(target, str) and not target.strip().isdigit():
-            if self.class_ids is not None and target in self.class_ids:
+        if isinstance(target, str):
+            named = self.class_names is not None and not target.strip().isdigit()
+            if named and self.class_ids is not None and target in self.class_ids:
                 return self.class_ids.index(target)
-            if target in self.class_names:
+            if named and target in self.class_names:
                 return self.class_names.index(target)
-            close = difflib.get_close_matches(target, self.class_names, n=5)
-            raise ModelNotFoundError(f"unknown class name {target!r}" + (f"; closest: {close}" if close else ""))
-        try:
+            index = class_index(target)
+            if index is None and self.class_names is not None:
+                close = difflib.get_close_matches(target, self.class_names, n=5)
+                raise ModelNotFoundError(f"unknown class name {target!r}" + (f"; closest: {close}" if close else ""))
+            if index is None:
+                raise ModelNotFoundError(f"this model has no class names; expected a class index, got {target!r}")
+        elif isinstance(target, numbers.Integral) and not isinstance(target, bool):
             index = int(target)
-        except (TypeError, ValueError):
-            raise ModelNotFoundError(f"this model has no class names; expected a class index, got {target!r}") from None
+        else:
+            raise ArgumentError(f"expected a class index or class name, got {target!r}")
         if not 0 <= index < self.classifier.num_classes:
             raise ModelNotFoundError(f"class index {index} is out of range 0..{self.classifier.num_classes - 1}")
         return index

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import difflib
 import functools
+import numbers
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from caffe_relabel.files.download import sha1_file
-from caffe_relabel.errors import ModelNotFoundError
+from caffe_relabel.errors import ArgumentError, ModelFormatError, ModelNotFoundError
 from caffe_relabel.files.paths import cache_dir, package_data, repo_prototxt
 from caffe_relabel.images.preprocess import InputSpec
 from caffe_relabel.models.convert.efficientnet_lite_arch import VARIANTS as EFFICIENTNET_LITE
@@ -194,10 +195,15 @@ def fetch(
 
     ``url`` replaces the published address; a ``file://`` one needs ``allow_file_urls``.
     """
+    from caffe_relabel.files.checksums import matches_record
     from caffe_relabel.files.download import download
 
     spec = get(name)
     found = find_weights(spec)
+    if found is not None and spec.sha1 is None and spec.converter is not None and not matches_record(found):
+        # What verify calls a SHA1 MISMATCH: a converted file cut short or changed since it was made.
+        raise ModelFormatError(f"{found}: SHA1 MISMATCH: not the size and sha1 recorded when it was made; make it "
+                               f"again with `caffe-relabel models convert {spec.converter}`")
     if found is not None and (spec.sha1 is None or sha1_file(found) == spec.sha1):
         return found
     if spec.url is None and url is None:
@@ -232,17 +238,35 @@ def wordnet_ids(classes: str) -> tuple[str, ...]:
 def resolve_class(target: "int | str", classes: str) -> int:
     """A class index from an index, a WordNet id or a (partial) class name."""
     names = class_names(classes)
-    if isinstance(target, (int,)) and not isinstance(target, bool):
+    if isinstance(target, numbers.Integral) and not isinstance(target, bool):
         index = int(target)
-    elif isinstance(target, str) and target.strip().lstrip("-").isdigit():
-        index = int(target.strip())
     elif isinstance(target, str):
-        return _class_by_name(target.strip(), names, wordnet_ids(classes))
+        parsed = class_index(target)
+        if parsed is None:
+            return _class_by_name(target.strip(), names, wordnet_ids(classes))
+        index = parsed
     else:
-        raise ModelNotFoundError(f"expected a class index, WordNet id or class name, got {target!r}")
+        raise ArgumentError(f"expected a class index, WordNet id or class name, got {target!r}")
     if not 0 <= index < len(names):
         raise ModelNotFoundError(f"class index {index} is out of range 0..{len(names) - 1}")
     return index
+
+
+# ASCII only: str.isdigit() and int() also take other scripts' digits and superscripts ('²' is a digit, not an int).
+_INDEX = re.compile(r"[+-]?[0-9]+")
+
+
+def class_index(text: str) -> Optional[int]:
+    """The index ``text`` spells in ASCII digits ("7", " -1"); None for text with a letter (a name or WordNet id).
+
+    Text with no letter that is no integer ("²", "--1", "3.5", "") is a usage error: no class is named so.
+    """
+    stripped = text.strip()
+    if _INDEX.fullmatch(stripped):
+        return int(stripped)
+    if any(c.isalpha() for c in stripped):
+        return None
+    raise ArgumentError(f"target {text!r}: expected a class index in ASCII digits, a WordNet id or a class name")
 
 
 _WNID = re.compile(r"n\d{8}")

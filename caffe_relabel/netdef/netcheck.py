@@ -53,8 +53,15 @@ MAX_NET_BYTES_ENV = "CAFFE_RELABEL_MAX_NET_BYTES"
 BYTES_PER_VALUE = 2 * 4
 #: Caffe's kMaxBlobAxes.
 MAX_AXES = 32
+#: The most layers (``layer`` and V1 ``layers`` together) a definition may have for real Caffe: ten times
+#: the deepest published Caffe nets (ResNet-1001: about 4,300). Counted in the text before it is parsed
+#: (:func:`caffe_relabel.netdef.prototxt.count_layers`): a 50 MB, 318k-layer file is refused in seconds,
+#: where parsing it takes tens, and Caffe's set-up, which Ctrl-C cannot interrupt, grows faster than the
+#: layer count (2.1 s at 100k layers, 14 s at 318k). The engine has no such limit.
+MAX_PYCAFFE_LAYERS = 50_000
 
-__all__ = ["MAX_AXES", "MAX_BLOB_ELEMENTS", "MAX_NET_BYTES_ENV", "NetShapes", "check_batch", "check_net", "max_net_bytes"]
+__all__ = ["MAX_AXES", "MAX_BLOB_ELEMENTS", "MAX_NET_BYTES_ENV", "MAX_PYCAFFE_LAYERS", "NetShapes", "check_batch",
+           "check_layer_count", "check_net", "max_net_bytes"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,15 @@ def max_net_bytes() -> int:
 
 def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB"
+
+
+def check_layer_count(n: int, source: str = "<net>", limit: Optional[int] = None) -> None:
+    """Refuse a definition of ``n`` layers, more than ``limit`` (default :data:`MAX_PYCAFFE_LAYERS`);
+    ``n`` from :func:`caffe_relabel.netdef.prototxt.count_layers`, before the text is parsed."""
+    limit = MAX_PYCAFFE_LAYERS if limit is None else limit
+    if n > limit:
+        raise NetTooLargeError(f"{source}: {n} layers, more than the {limit} real Caffe is given "
+                               f"(netcheck.MAX_PYCAFFE_LAYERS); load it with backend='engine'")
 
 
 def check_net(netdef: NetParameter, source: str = "<net>", max_bytes: Optional[int] = None) -> NetShapes:

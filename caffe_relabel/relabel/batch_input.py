@@ -8,13 +8,21 @@ layout, dtype and device. torch is imported only when a tensor comes in.
 
 from __future__ import annotations
 
+import math
+import resource
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from caffe_relabel.errors import ArgumentError
 from caffe_relabel.images.preprocess import InputSpec
+from caffe_relabel.netdef.netcheck import MAX_NET_BYTES_ENV, max_net_bytes
+
+LAYOUTS = ("NCHW", "NHWC")
+#: Bytes relabel_batch holds per input value at once: the float64 images, float64 temporaries of the
+#: blob transform, the float32 blobs and the float64 results with their copy in the caller's layout.
+BYTES_PER_VALUE = 40
 
 
 def is_tensor(a: Any) -> bool:
@@ -53,24 +61,35 @@ class Batch:
         return values
 
 
-def read_batch(x: Any, spec: InputSpec) -> Batch:
-    """Check ``x`` (images in [0, 1] at the network's input size) and give it in the loop's layout."""
+def read_batch(x: Any, spec: InputSpec, layout: Optional[str] = None) -> Batch:
+    """Check ``x`` (images in [0, 1] at the network's input size) and give it in the loop's layout.
+
+    ``layout``: "NCHW" or "NHWC"; None infers it from the shape, and refuses a shape that fits
+    both (H = W = channels, e.g. N x 3 x 3 x 3 for a 3 x 3 RGB net).
+    """
+    if layout is not None and not (isinstance(layout, str) and layout in LAYOUTS):
+        raise ArgumentError(f"expected layout 'NCHW', 'NHWC' or None, got {layout!r}")
     c, (h, w) = spec.channels, spec.size
     tensor = is_tensor(x)
     if not (tensor or isinstance(x, np.ndarray)):
         raise ArgumentError(f"expected images as a numpy array or a torch tensor, got {type(x).__name__}")
-    shape = tuple(x.shape)
-    want = f"N x {c} x {h} x {w} or N x {h} x {w} x {c}"
+    if tensor:
+        _check_tensor_kind(x)
+    shape = tuple(int(d) for d in x.shape)
+    first, last = f"N x {c} x {h} x {w}", f"N x {h} x {w} x {c}"
+    want = {"NCHW": first, "NHWC": last, None: f"{first} or {last}"}[layout]
     if len(shape) != 4:
         raise ArgumentError(f"expected a batch of images, {want}, got shape {list(shape)}")
     if shape[0] == 0:
         raise ArgumentError("expected at least one image, got an empty batch")
-    if shape[1:] == (c, h, w):
-        channels_first = True
-    elif shape[1:] == (h, w, c):
-        channels_first = False
-    else:
+    nchw, nhwc = shape[1:] == (c, h, w), shape[1:] == (h, w, c)
+    if layout is None and nchw and nhwc:
+        raise ArgumentError(f"images of shape {list(shape)} fit both N x C x H x W and N x H x W x C: "
+                            f"say which with layout='NCHW' or layout='NHWC'")
+    if not (nchw and layout != "NHWC" or nhwc and layout != "NCHW"):
         raise ArgumentError(f"expected images at the network's input size, {want} (resize them first), got shape {list(shape)}")
+    channels_first = nchw and layout != "NHWC"
+    _check_memory(shape)
     floating = x.is_floating_point() if tensor else np.issubdtype(x.dtype, np.floating)
     if not floating:
         raise ArgumentError(f"expected floating-point images in [0, 1], got dtype {x.dtype} (8-bit pixels: divide by 255)")
@@ -92,3 +111,26 @@ def read_batch(x: Any, spec: InputSpec) -> Batch:
     if low < 0.0 or high > 1.0:
         raise ArgumentError(f"expected image values in [0, 1], got {low:.4g}..{high:.4g}")
     return Batch(images, tensor, channels_first, x.dtype, device)
+
+
+def _check_tensor_kind(x: Any) -> None:
+    """Only dense tensors with data: a meta tensor has none, a sparse or nested one no plain strides."""
+    import torch
+
+    if x.is_meta:
+        raise ArgumentError("expected images with data, got a tensor on the 'meta' device")
+    if x.layout != torch.strided or getattr(x, "is_nested", False):
+        raise ArgumentError(f"expected a dense (strided) tensor, got layout {x.layout} (call .to_dense() first)")
+
+
+def _check_memory(shape: tuple[int, ...]) -> None:
+    """Refuse a batch whose copies would not fit, from its shape alone: a zero-stride view (numpy's
+    broadcast_to, torch's expand) is small itself, but every copy made of it is full-size."""
+    need = math.prod(shape) * BYTES_PER_VALUE
+    limit = max_net_bytes()
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limit = min(limit, soft)  # past the address-space limit a copy would only fail as MemoryError
+    if need > limit:
+        raise ArgumentError(f"a batch of {shape[0]} images needs about {need / 2**30:.3g} GiB to relabel, more than "
+                            f"the {limit / 2**30:.3g} GiB allowed (set {MAX_NET_BYTES_ENV}, or pass fewer images at a time)")

@@ -150,6 +150,8 @@ class Relabeller:
         """Relabel ``images[i]`` to ``targets[i]`` for every i, in batches; results in order."""
         if not hasattr(images, "__len__"):
             raise ArgumentError(f"expected a list of images, got {type(images).__name__}")
+        if on_iteration is not None and not callable(on_iteration):
+            raise ArgumentError(f"expected on_iteration to be callable or None, got {type(on_iteration).__name__}")
         targets = target_list(targets, "targets")
         if len(images) != len(targets):
             raise ArgumentError(f"expected one target per image, got {len(images)} images and {len(targets)} targets")
@@ -169,11 +171,14 @@ class Relabeller:
         millions of pairs holds at most ``batch_size`` of them in memory.
         ``on_iteration(n)`` is told after each batched forward/backward how many samples it held.
         """
+        if on_iteration is not None and not callable(on_iteration):
+            raise ArgumentError(f"expected on_iteration to be callable or None, got {type(on_iteration).__name__}")
         slots = (self._new_slot(index, img, target) for index, (img, target) in enumerate(pairs))
         for done in self._loop.run(slots, on_iteration):
             yield done.slot.index, self._record(done)
 
-    def relabel_batch(self, x: Any, targets: Any, on_iteration: Optional[Callable[[int], None]] = None) -> BatchResult:
+    def relabel_batch(self, x: Any, targets: Any, on_iteration: Optional[Callable[[int], None]] = None, *,
+                      layout: Optional[str] = None) -> BatchResult:
         """Relabel a batch of images held as one array, as attack libraries take them.
 
         ``x``: numpy array or torch tensor, N x C x H x W or N x H x W x C,
@@ -185,10 +190,14 @@ class Relabeller:
         everything :meth:`run` gives, batched, its arrays of the input's type,
         layout, dtype and device. With ``ensure_uint8`` the images are the
         8-bit ones (on the 1/255 grid), the ones that met the goal.
+        ``layout``: "NCHW" or "NHWC", needed where the shape fits both
+        (H = W = channels); None infers it.
         """
         from caffe_relabel.relabel import batch_input
 
-        batch = batch_input.read_batch(x, self.model.input)
+        if on_iteration is not None and not callable(on_iteration):
+            raise ArgumentError(f"expected on_iteration to be callable or None, got {type(on_iteration).__name__}")
+        batch = batch_input.read_batch(x, self.model.input, layout)
         n = batch.images.shape[0]
         codes = target_list(targets, "targets", n)
         if len(codes) != n:

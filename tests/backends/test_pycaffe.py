@@ -166,6 +166,35 @@ def test_missing_bottom_is_a_clear_error(tmp_path):
         PycaffeClassifier(proto, testmodels.DIGITS_WEIGHTS)
 
 
+def test_a_net_over_the_layer_limit_is_refused_before_caffe_builds_it(tmp_path, monkeypatch):
+    import caffe
+
+    from caffe_relabel.backends import load_classifier
+    from caffe_relabel.errors import NetTooLargeError
+    from caffe_relabel.netdef import netcheck
+    from tests.backends.deep_net import deep_prototxt, deep_weights
+
+    weights = deep_weights(tmp_path / "fc.caffemodel")
+    over = deep_prototxt(tmp_path / "over.prototxt", netcheck.MAX_PYCAFFE_LAYERS + 1)
+    built = []
+    monkeypatch.setattr(caffe, "Net", lambda *a: built.append(a))
+    # Counted in the text: refused before protobuf's parser (tens of seconds on the 50 MB file).
+    monkeypatch.setattr("caffe_relabel.backends.pycaffe.parse_net", lambda *a, **k: built.append(a))
+    with pytest.raises(NetTooLargeError, match=f"{netcheck.MAX_PYCAFFE_LAYERS + 1} layers, more than the "
+                                               f"{netcheck.MAX_PYCAFFE_LAYERS}.*backend='engine'"):
+        load_classifier(over, weights, backend="pycaffe")
+    assert built == []
+    monkeypatch.undo()
+    # The limit is a count: at it, the net loads (a small limit here, so the test stays quick).
+    monkeypatch.setattr(netcheck, "MAX_PYCAFFE_LAYERS", 40)
+    clf = load_classifier(deep_prototxt(tmp_path / "at.prototxt", 40), weights, backend="pycaffe")
+    assert clf.forward(np.ones((1, 1, 4, 4), np.float32)).shape == (1, 10)
+    with pytest.raises(NetTooLargeError, match="41 layers"):
+        load_classifier(deep_prototxt(tmp_path / "just_over.prototxt", 41), weights, backend="pycaffe")
+    # The engine has no such limit.
+    assert load_classifier(over, weights, backend="engine").num_classes == 10
+
+
 def test_gpu_on_cpu_only_build_is_refused():
     from caffe_relabel.backends.pycaffe import PycaffeClassifier, gpu_usable
 

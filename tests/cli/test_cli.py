@@ -68,6 +68,10 @@ def test_custom_prototxt_needs_a_mean(digit_png, capsys):
         (["relabel", "{digit}", "-t", "ten", "-m", "digits"], cli.EXIT_INPUT, "unknown class name 'ten'"),
         (["relabel", "{digit}", "-t", "3", "-m", "digitz"], cli.EXIT_INPUT, "did you mean digits"),
         (["relabel", "{digit}", "-m", "digits"], cli.EXIT_USAGE, "--target"),
+        (["relabel", "{digit}", "--target=\u00b2", "-m", "digits", "-q"], cli.EXIT_USAGE, "ASCII digits"),
+        (["relabel", "{digit}", "--target=--1", "-m", "digits", "-q"], cli.EXIT_USAGE, "ASCII digits"),
+        (["experiment", "sweep", "--shard", "\u00b2/4"], cli.EXIT_USAGE, "expected i/n"),
+        (["relabel", "{digit}", "-t", "3", "-m", "digits", "-q", "-o", ""], cli.EXIT_USAGE, "expected an output image"),
         (["frobnicate"], cli.EXIT_USAGE, "invalid choice"),
         (["classify", "{digit}", "--weights", "x.caffemodel"], cli.EXIT_INPUT, "--weights needs --prototxt"),
     ],
@@ -81,6 +85,12 @@ def test_user_errors_are_one_line_and_coded(argv, code, message, digit_png, caps
     err = capsys.readouterr().err
     assert rc == code
     assert message in err and "Traceback" not in err
+
+
+def test_output_with_a_trailing_slash_is_refused_not_written(digit_png, tmp_path, capsys):
+    out = str(tmp_path / "newdir.png") + "/"
+    assert cli.main(["relabel", str(digit_png[0]), "-t", "3", "-m", "digits", "-q", "--max-iter", "2", "-o", out]) == cli.EXIT_USAGE
+    assert "trailing slash" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
 
 
 def test_models_list(capsys):

@@ -7,7 +7,7 @@ import pytest
 
 from caffe_relabel import RelabelSettings
 from caffe_relabel.cli.experiments import _text
-from caffe_relabel.errors import CaffeRelabelError
+from caffe_relabel.errors import CaffeRelabelError, ModelNotFoundError
 from caffe_relabel.experiments.features import last_fc_input
 from caffe_relabel.experiments.limitations import _crop, _translate, run_limitations
 from caffe_relabel.experiments.relabel_examples import run_examples
@@ -102,6 +102,9 @@ def test_sources_from_a_list_file_and_a_class_folder(tmp_path, digits_model):
         load_sources(digits_model, listing)
     with pytest.raises(CaffeRelabelError, match="no such source folder"):
         load_sources(digits_model, tmp_path / "missing")
+    listing.write_text("set/1/0.png \u00b2\n")  # a label in a file is the file's fault (exit 3), not a usage error
+    with pytest.raises(ModelNotFoundError, match="val.txt:1: label: target '\u00b2': expected a class index"):
+        load_sources(digits_model, listing)
 
 
 @pytest.mark.parametrize("shift", [16, 100000])

@@ -131,3 +131,18 @@ def test_identity_model_files_round_trip_and_are_compared_when_both_have_them():
                        match=r"^s.sqlite: made with model files deploy.prototxt \(sha1 111111111111\), w.caffemodel "
                              r"\(sha1 222222222222\), expected .*w.caffemodel \(sha1 333333333333\)"):
         store_mod.check_same(a, b, "s.sqlite")
+
+
+def test_a_table_named_by_a_blob_is_a_damaged_store(tmp_path):
+    # Found by the reliability suite: a mutated store whose schema names a table with bytes.
+    path = tmp_path / "blob.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (x)")
+    db.execute("CREATE TABLE u (x)")
+    db.commit()
+    db.execute("PRAGMA writable_schema = ON")
+    db.execute("UPDATE sqlite_master SET name = CAST('t' AS BLOB) WHERE name = 't'")
+    db.commit()
+    db.close()
+    with pytest.raises(CaffeRelabelError, match=r"tables \['u', b't'\], expected meta and results"):
+        summarize(path)

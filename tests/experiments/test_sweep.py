@@ -284,6 +284,20 @@ def test_resume_asks_the_store_once_per_source_through_its_index(tmp_path):
     assert any("USING COVERING INDEX" in p for p in plan), plan
 
 
+def test_a_batch_the_backend_would_refuse_is_refused_before_the_store_is_made(tmp_path, monkeypatch):
+    from caffe_relabel.errors import NetTooLargeError
+
+    # The digits net takes about 75 kB a sample (data and gradients): a batch of 100 is over 2 MB, of 9 under.
+    monkeypatch.setenv("CAFFE_RELABEL_MAX_NET_BYTES", "2000000")
+    store = tmp_path / "s.sqlite"
+    with pytest.raises(NetTooLargeError, match="at a batch of 100"):
+        run_sweep(store, "digits", targets=[0, 1], settings=RelabelSettings(batch_size=100, max_iter=1))
+    assert not store.exists()
+    # Only as large a batch as the plan fills is checked: 9 pairs never make a batch of 100.
+    result = run_sweep(store, "digits", per_class=1, targets=[0], settings=RelabelSettings(batch_size=100, max_iter=1))
+    assert result.ran == 9
+
+
 def test_a_new_store_is_counted_without_a_lookup_per_source(tmp_path):
     # A million-line source list must start work within seconds: an empty store needs no lookups.
     sources = _sources(6, 4)

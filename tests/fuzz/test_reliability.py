@@ -255,8 +255,80 @@ def test_environment_faults(files, tmp_path):
                         env={"TMPDIR": tmpdir})
     if EXAMPLES > 60:  # converting EfficientNet-Lite0 takes seconds each: the long run only
         for home in homes:
-            cases += _cases("convert", [["models", "convert"]], env={"CAFFE_RELABEL_HOME": home})
+            cases += _cases(f"convert {home!r}", [["models", "convert"]], env={"CAFFE_RELABEL_HOME": home})
     for fsize in (0, 1000):
         cases += _cases(f"convert full {fsize}", [["models", "convert"]],
                         env={"CAFFE_RELABEL_HOME": str(tmp_path / f"home{fsize}")}, fsize=fsize)
     check("environment", cases, tmp_path)
+
+
+def _cut_converted_home(home: Path) -> Path:
+    """A cache holding an efficientnet_lite0 whose file no longer matches the record made with it."""
+    from caffe_relabel.files.checksums import write_record
+
+    weights = home / "models" / "efficientnet_lite0.caffemodel"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"\x01" * 5000)
+    write_record(weights)
+    with open(weights, "r+b") as f:
+        f.truncate(1000)
+    return home
+
+
+def test_third_pass_reproductions(files, tmp_path):
+    """Issue 24's reproductions, each with the exit code it must end in (2 usage, 3 input), cleanly."""
+    from caffe_relabel.backends import pycaffe_available
+    from caffe_relabel.models import zoo
+    from caffe_relabel.netdef.netcheck import MAX_PYCAFFE_LAYERS
+    from tests.backends.deep_net import deep_prototxt, deep_weights
+    from tests.fuzz.api_cases import CALLS
+
+    digit = str(files / "digit.png")
+    own = ["--prototxt", str(testmodels.DIGITS_PROTOTXT), "--weights", str(testmodels.DIGITS_WEIGHTS),
+           "--channel-order", "GREY", "--resize", "0"]
+    relabel = ["relabel", digit, "-t", "3", *FAST]
+    expected: list[tuple[dict, int]] = []
+
+    def add(kind: str, argvs: list[list[str]], code: int, **extra) -> None:
+        expected.extend((case, code) for case in _cases(kind, argvs, **extra))
+
+    add("target", [["relabel", digit, "--target=\u00b2", "-m", "digits", "-q"],
+                   ["relabel", digit, "--target=--1", "-m", "digits", "-q"]], 2)
+    add("transform", [relabel + own + transform for transform in (
+        ["--mean", "0", "--raw-scale=1e-320"], ["--mean", "0", "--input-scale=1e-320"], ["--mean", "0", "--raw-scale=1e308"],
+        ["--mean", "0", "--input-scale=1e308"], ["--mean", "1e300"], ["--mean", "1e9"])]
+        + [["classify", digit, *own, "--mean", "1e300"]], 2)
+    add("output name", [relabel + ["-m", "digits", "-o", ""],
+                        relabel + ["-m", "digits", "-o", str(tmp_path / "newdir.png") + "/"]], 2)
+    expected.extend(({"id": f"api-{i}: {name}", "call": f"tests.fuzz.api_cases:{name}"}, 2)
+                    for i, name in enumerate(CALLS))
+    # A batch the backend would refuse (245 MB of digits at the default source set's 3,240 pairs).
+    add("sweep batch", [["experiment", "sweep", "--batch-size", "100000", "--out", str(tmp_path / "sweep"), *FAST]], 3,
+        env={"CAFFE_RELABEL_MAX_NET_BYTES": "20000000"})
+    if zoo.find_weights(zoo.get("efficientnet_lite0")) is not None and pycaffe_available():
+        add("sweep batch", [["experiment", "sweep", "-m", "efficientnet_lite0", "--batch-size", "1784", "--backend",
+                             "pycaffe", "--out", str(tmp_path / "sweep-lite0"), *FAST]], 3)
+    weights = deep_weights(tmp_path / "deep.caffemodel")
+    deep = ["--mean", "0", "--channel-order", "GREY", "--resize", "0"]
+    over = deep_prototxt(tmp_path / "over.prototxt", MAX_PYCAFFE_LAYERS + 1)
+    if pycaffe_available():
+        add("layers", [["classify", digit, "--prototxt", str(over), "--weights", str(weights), *deep,
+                        "--backend", "pycaffe"]], 3)
+        big = deep_prototxt(tmp_path / "big.prototxt", 318_000, padding=90)  # the issue's 50 MB, 318k-layer file
+        add("layers", [["classify", digit, "--prototxt", str(big), "--weights", str(weights), *deep,
+                        "--backend", "pycaffe"]], 3)
+    add("layers engine", [["classify", digit, "--prototxt", str(over), "--weights", str(weights), *deep,
+                           "--backend", "engine"]], 0)
+    home = str(_cut_converted_home(tmp_path / "home"))
+    add("cut model", [["models", "fetch", "efficientnet_lite0", "-q"], ["models", "verify", "efficientnet_lite0"]], 3,
+        env={"CAFFE_RELABEL_HOME": home})
+    for fsize in (0, 100):  # the engine: pycaffe's temporary prototxt would meet the full disk first
+        add(f"full disk {fsize}", [relabel + ["-m", "digits", "--backend", "engine",
+                                               "-o", str(tmp_path / f"full{fsize}.png")]], 3, fsize=fsize)
+
+    check("issue 24", [case for case, _ in expected], tmp_path)
+    codes = {k: o.get("rc") for k, o in run_cases.outcomes.items()}
+    wrong = {case["id"]: (codes[case["id"]], code) for case, code in expected if codes[case["id"]] != code}
+    assert not wrong, f"(exit code, expected): {wrong}"
+    assert not (tmp_path / "newdir.png").exists() and not (tmp_path / "sweep").exists()
+    assert not list(tmp_path.glob("full*.png")) and not (tmp_path / "sweep-lite0").exists()

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import skimage.io
@@ -129,6 +131,81 @@ def test_save_is_8bit_round_to_nearest(tmp_path):
 def test_input_spec_refuses_bad_scale_and_mean(kw):
     with pytest.raises(ValueError, match="scale|mean"):
         InputSpec(size=(4, 4), **kw)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(raw_scale=1e-320), "raw_scale \\* input_scale = .*subnormal"),
+    (dict(input_scale=1e-320), "raw_scale \\* input_scale = .*subnormal"),
+    (dict(raw_scale=1e-30, input_scale=1e-5), "subnormal"),
+    (dict(raw_scale=1e308), "raw_scale \\* input_scale: the blob would reach 1e\\+308, past float32"),
+    (dict(input_scale=1e308), "raw_scale \\* input_scale: the blob would reach inf, past float32"),
+    (dict(mean=(1e300, 0, 0)), "mean: the blob would reach 1e\\+300, past float32"),
+    (dict(mean=(0, 0, 1e9)), "mean: .*float32 steps by 64, more than a grey level"),
+])
+def test_input_spec_refuses_what_float32_cannot_hold(kw, match):
+    from caffe_relabel.errors import ArgumentError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused before any overflowing arithmetic warns
+        with pytest.raises(ArgumentError, match=match):
+            InputSpec(size=(4, 4), **kw)
+
+
+@pytest.mark.parametrize("kw", [dict(mean=(1e6, 0, 0)), dict(raw_scale=1.0, input_scale=1e-20), dict(input_scale=1e30)])
+def test_input_spec_takes_extreme_transforms_float32_still_resolves(kw):
+    spec = InputSpec(size=(2, 2), resize=None, **kw)
+    blobs = [image_to_blob(np.full((2, 2, 3), v / 255), spec) for v in (0, 1)]
+    assert np.isfinite(blobs[1]).all() and (blobs[1] != blobs[0]).all()  # one grey level apart stays apart
+
+
+@pytest.mark.parametrize("name", ["", " ", "new.png/"])
+def test_output_path_that_names_no_file_is_refused(tmp_path, name):
+    from caffe_relabel.errors import ArgumentError
+    from caffe_relabel.images.preprocess import check_output_path
+
+    path = str(tmp_path / name) + "/" if name.endswith("/") else name
+    with pytest.raises(ArgumentError, match="expected an (output )?image file name"):
+        save_image(np.zeros((2, 2, 3)), path)
+    with pytest.raises(ArgumentError):
+        check_output_path(path)
+    assert list(tmp_path.iterdir()) == []  # new.png/ was not written as the file new.png
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".jpg"])
+def test_a_full_disk_is_one_error_and_no_ignored_exception(tmp_path, suffix):
+    import subprocess
+    import sys
+
+    # A file-size limit is a full disk for this process: the write fails with EFBIG (SIGXFSZ ignored).
+    code = ("import gc, resource, signal, numpy as np\n"
+            "from caffe_relabel.images.preprocess import save_image\n"
+            "from caffe_relabel.errors import OutputError\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.RLIM_INFINITY))\n"
+            "try:\n"
+            f"    save_image(np.random.default_rng(0).uniform(size=(32, 32, 3)), {str(tmp_path / ('o' + suffix))!r})\n"
+            "except OutputError as e:\n"
+            "    print(e)\n"
+            "gc.collect()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "cannot write image" in done.stdout, done.stdout + done.stderr
+    assert done.stderr == ""  # an encoder holding the file it could not close would print "Exception ignored"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saved_bytes_are_what_scikit_image_writes(tmp_path):
+    import skimage.io
+
+    from caffe_relabel.images.preprocess import SAVE_SUFFIXES
+
+    rng = np.random.default_rng(0)
+    for pixels in (rng.uniform(size=(12, 10, 3)), rng.uniform(size=(12, 10, 1))):
+        for suffix in SAVE_SUFFIXES:
+            ours, theirs = tmp_path / f"ours{suffix}", tmp_path / f"theirs{suffix}"
+            save_image(pixels, ours)
+            u8 = to_uint8(pixels)
+            skimage.io.imsave(str(theirs), u8[:, :, 0] if u8.shape[2] == 1 else u8, check_contrast=False)
+            assert ours.read_bytes() == theirs.read_bytes(), suffix
 
 
 def test_blob_is_caffes_transform_and_inverts():

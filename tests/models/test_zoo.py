@@ -4,7 +4,7 @@ import hashlib
 import pytest
 
 from caffe_relabel.models import zoo
-from caffe_relabel.errors import DownloadError, ModelNotFoundError
+from caffe_relabel.errors import ArgumentError, DownloadError, ModelNotFoundError
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,18 @@ def test_ambiguous_class_name_lists_all():
 def test_index_out_of_range():
     with pytest.raises(ModelNotFoundError, match="0..999"):
         zoo.resolve_class(1000, "imagenet")
+
+
+@pytest.mark.parametrize("target", ["\u00b2", "--1", "", " ", "3.5", "\u0663", 2.0, None])
+def test_number_like_targets_that_are_no_index_are_usage_errors(target):
+    # '²' and '٣' pass str.isdigit() but are no ASCII index; "--1" once slipped through lstrip("-").
+    with pytest.raises(ArgumentError, match="expected a class index"):
+        zoo.resolve_class(target, "digits")
+
+
+@pytest.mark.parametrize("target,index", [(" 7 ", 7), ("+3", 3), ("n02123045", 281)])
+def test_ascii_indices_and_ids_still_resolve(target, index):
+    assert zoo.resolve_class(target, "imagenet" if target.startswith("n") else "digits") == index
 
 
 def test_class_names_come_from_the_maintained_list():
@@ -99,6 +111,30 @@ def test_verify_checks_converted_models_against_their_record(cache_home, monkeyp
     assert zoo.verify("made") == (path, False)
     path.write_bytes(b"\x02" * 5000)  # same size, other content
     assert zoo.verify("made") == (path, False)
+
+
+def test_fetch_of_a_cut_converted_model_fails_as_verify_does(cache_home, monkeypatch, capsys):
+    from caffe_relabel import cli
+    from caffe_relabel.errors import ModelFormatError
+    from caffe_relabel.files.checksums import write_record
+
+    spec = dataclasses.replace(zoo.get("efficientnet_lite0"), name="made", weights_file="made.caffemodel")
+    monkeypatch.setitem(zoo.MODELS, "made", spec)
+    monkeypatch.setattr(zoo, "_checkout_models_dir", lambda: cache_home / "nowhere")
+    path = cache_home / "models" / "made.caffemodel"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x01" * 5000)
+    write_record(path)
+    assert zoo.fetch("made") == path  # intact: found, nothing to do
+    with open(path, "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(ModelFormatError, match="SHA1 MISMATCH.*models convert efficientnet_lite0"):
+        zoo.fetch("made")
+    capsys.readouterr()
+    assert cli.main(["models", "fetch", "made", "-q"]) == cli.EXIT_INPUT
+    assert cli.main(["models", "verify", "made"]) == cli.EXIT_INPUT
+    captured = capsys.readouterr()
+    assert "SHA1 MISMATCH" in captured.err and "SHA1 MISMATCH" in captured.out and "Traceback" not in captured.err
 
 
 def test_a_word_suggests_the_classes_named_with_it_before_fuzzy_matches():

@@ -66,3 +66,21 @@ def test_zoo_architecture_prototxts_force_backward(name):
     text = zoo_prototxt(name).read_text()
     assert parse_net(text).force_backward is True
     assert force_backward(text) == text
+
+
+@pytest.mark.parametrize("name", ["bvlc_googlenet", "resnet50", "densenet121", "se_resnet50"])
+def test_the_layer_count_without_parsing_is_the_parsers(name):
+    from caffe_relabel.files.paths import repo_prototxt, zoo_prototxt
+    from caffe_relabel.netdef.prototxt import count_layers
+
+    text = (repo_prototxt if name.startswith("bvlc") else zoo_prototxt)(name).read_text()
+    net = parse_net(text)
+    assert count_layers(text) == len(net.layer) + len(net.layers) > 100
+
+
+def test_the_layer_count_skips_comments_strings_and_nested_blocks():
+    from caffe_relabel.netdef.prototxt import count_layers
+
+    text = ('# layer { a comment }\nname: "layer {"\nlayer { name: "a}" type: "ReLU" }\n'
+            'layers < name: "v1" >\ninput_shape { dim: 1 }\nlayer: { name: "c" param { lr_mult: 1 } }\n')
+    assert count_layers(text) == 3 == len(parse_net(text).layer) + len(parse_net(text).layers)

@@ -166,6 +166,8 @@ def test_bad_arguments(model, images):
         Relabeller(model).run_batch(images[:2], [1])
     with pytest.raises(ModelNotFoundError, match="out of range"):
         Relabeller(model).run(images[0], 10)
+    with pytest.raises(ArgumentError, match="ASCII digits"):
+        Relabeller(model).run(images[0], "\u00b2")
 
 
 def test_settings_record_and_keywords_build_the_same_relabeller(model, images):

@@ -11,6 +11,7 @@ from caffe_relabel.models import testmodels
 
 from caffe_relabel.models import zoo
 from caffe_relabel.backends import load_classifier
+from caffe_relabel.backends.base import Classifier, LossGradient
 from caffe_relabel.errors import ArgumentError, BackendUnavailableError
 from caffe_relabel.models.model import Model
 from caffe_relabel.images.preprocess import InputSpec, image_to_blob
@@ -213,6 +214,74 @@ def test_mixed_modes_in_one_batch(engine_model, batch):
 def test_relabel_batch_raises(engine_model, x, targets, message):
     with pytest.raises(ArgumentError, match=message):
         Relabeller(engine_model).relabel_batch(x, targets)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: torch.zeros(2, 1, 16, 16, device="meta"), "'meta' device"),
+    (lambda: torch.zeros(2, 1, 16, 16).to_sparse(), "dense"),
+    # Zero-stride views of 10^8 images: a few bytes themselves, a terabyte once copied.
+    (lambda: torch.zeros(1, 1, 16, 16).expand(10**8, 1, 16, 16), "batch of 100000000 images needs"),
+    (lambda: np.broadcast_to(np.zeros((1, 16, 16, 1), np.float32), (10**8, 16, 16, 1)), "batch of 100000000 images"),
+])
+def test_relabel_batch_refuses_tensors_without_data_and_oversized_views(engine_model, make, message):
+    with pytest.raises(ArgumentError, match=message):
+        Relabeller(engine_model).relabel_batch(make(), 1)
+
+
+def test_a_callback_that_is_not_callable_is_refused(engine_model, batch):
+    x, targets = batch
+    r = Relabeller(engine_model, max_iter=1)
+    images = [x[0].transpose(1, 2, 0)]
+    with pytest.raises(ArgumentError, match="on_iteration to be callable or None, got int"):
+        r.relabel_batch(x[:1], targets[:1], on_iteration=5)
+    with pytest.raises(ArgumentError, match="on_iteration to be callable"):
+        r.run_batch(images, targets[:1], on_iteration=5)
+    with pytest.raises(ArgumentError, match="on_iteration to be callable"):
+        next(r.iter_results(zip(images, targets[:1]), on_iteration=5))
+
+
+class _Linear3x3(Classifier):
+    """A fixed linear classifier of 3 x 3 RGB blobs: the net whose batch N x 3 x 3 x 3 fits both layouts."""
+
+    backend_name = "linear"
+    _input_shape, _num_classes = (3, 3, 3), 4
+    weights = np.random.default_rng(0).normal(size=(27, 4))
+    blob_names = property(lambda self: [])
+
+    def forward(self, x):
+        logits = np.asarray(x, np.float64).reshape(len(x), -1) @ self.weights
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+    def loss_and_gradient(self, x, targets):
+        probs = self.forward(x)
+        t = np.asarray(targets)
+        d = probs.astype(np.float64)
+        d[np.arange(len(t)), t] -= 1.0
+        grad = (d @ self.weights.T).reshape(np.shape(x)).astype(np.float32)
+        return LossGradient(probs, -np.log(probs[np.arange(len(t)), t]), grad)
+
+    def blob(self, x, name):
+        raise KeyError(name)
+
+
+def test_a_layout_both_shapes_fit_must_be_named():
+    spec = InputSpec(size=(3, 3), channel_order="RGB", mean=(0.0, 0.0, 0.0), resize=None, raw_scale=1.0)
+    r = Relabeller(_Linear3x3(), input_spec=spec, max_distortion=None, max_iter=5)
+    x = np.random.default_rng(1).uniform(0.2, 0.8, (6, 3, 3, 3))
+    with pytest.raises(ArgumentError, match="fit both .*layout='NCHW' or layout='NHWC'"):
+        r.relabel_batch(x, 1)
+    with pytest.raises(ArgumentError, match="expected layout 'NCHW', 'NHWC' or None, got 'nchw'"):
+        r.relabel_batch(x, 1, layout="nchw")
+    as_nhwc = r.relabel_batch(x, 1, layout="NHWC")
+    as_nchw = r.relabel_batch(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), 1, layout="NCHW")
+    np.testing.assert_array_equal(as_nhwc.images, as_nchw.images.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(as_nhwc.labels, as_nchw.labels)
+    # The two readings are different inputs: the net sees other blobs, so other answers.
+    other = r.relabel_batch(x, 1, layout="NCHW")
+    assert not np.array_equal(other.images, as_nhwc.images)
+    with pytest.raises(ArgumentError, match="N x 3 x 3 x 3"):
+        r.relabel_batch(np.zeros((2, 3, 3, 4)), 1, layout="NHWC")
 
 
 def test_run_batch_takes_numpy_targets(engine_model, batch):
