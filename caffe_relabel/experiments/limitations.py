@@ -155,9 +155,16 @@ def _translate(image: np.ndarray, pixels: int) -> np.ndarray:
     return padded[: image.shape[0], : image.shape[1]]
 
 
+# Samples per forward or backward outside the relabelling loop: memory stays that of a small batch, whatever n.
+_BATCH = 16
+
+
 def _labels(net: Model, images: list) -> np.ndarray:
-    blobs = np.stack([image_to_blob(im, net.input) for im in images])
-    return np.concatenate([net.classifier.forward(blobs[i:i + 16]) for i in range(0, len(blobs), 16)]).argmax(1)
+    return _forward_labels(net, np.stack([image_to_blob(im, net.input) for im in images]))
+
+
+def _forward_labels(net: Model, blobs: np.ndarray) -> np.ndarray:
+    return np.concatenate([net.classifier.forward(blobs[i:i + _BATCH]) for i in range(0, len(blobs), _BATCH)]).argmax(1)
 
 
 def _transform_rates(net: Model, ok: list[RelabelResult], f: Callable) -> TransformRates:
@@ -188,12 +195,14 @@ def _ablation(net: Model, relabeller: Relabeller, results: list[RelabelResult]) 
     """One step along sgn(first gradient), scaled to the distortion the iterative run ended with."""
     spec = net.input
     x0 = np.stack([image_to_blob(r.original, spec) for r in results])
-    direction = np.sign(net.classifier.loss_and_gradient(x0, [r.target for r in results]).grad)
+    targets = [r.target for r in results]
+    direction = np.sign(np.concatenate([net.classifier.loss_and_gradient(x0[i:i + _BATCH], targets[i:i + _BATCH]).grad
+                                        for i in range(0, len(x0), _BATCH)]))
     unit = blob_distortion(direction, np.zeros_like(direction), spec.pixel_unit)
     scale = np.array([r.distortion for r in results]) / np.where(unit > 0, unit, 1.0)
     low, high = (b.astype(np.float32) for b in spec.blob_bounds())
     x1 = np.clip(x0 - scale[:, None, None, None].astype(np.float32) * direction, low, high)
-    labels = np.concatenate([net.classifier.forward(x1[i:i + 16]) for i in range(0, len(x1), 16)]).argmax(1)
+    labels = _forward_labels(net, x1)
     return AblationRates(
         float(np.mean([r.success for r in results])),
         float(np.mean([l == r.target for l, r in zip(labels, results)])),
