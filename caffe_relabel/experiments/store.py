@@ -75,14 +75,16 @@ class SweepStore:
                     # Every row readable before the first write: a bad store is left exactly as it was.
                     for _ in self.results():
                         pass
-                self._db.execute("PRAGMA journal_mode=WAL")
-                # WAL + NORMAL survives a killed process (not a power cut) without an fsync per row.
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                # One transaction: a store killed while being created has all of it or none.
+                # One transaction: a store killed while being created has all of it or none. The identity
+                # is settled before the switch to WAL, which rewrites the file's header: a store refused
+                # for another model or settings is left byte for byte as it was.
                 with self._transaction():
                     self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                     self._db.execute(RESULTS_DDL)
                     self.identity = self._settle_identity(identity)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL survives a killed process (not a power cut) without an fsync per row.
+                self._db.execute("PRAGMA synchronous=NORMAL")
         except CaffeRelabelError:
             self._db.close()
             raise
