@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 
 from caffe_relabel import ArgumentError, LeastLikely, ModelNotFoundError, Relabeller, TargetClass, Untargeted
-from caffe_relabel.backends import load_classifier
-from caffe_relabel.models import testmodels, zoo
-from caffe_relabel.models.model import Model
 from caffe_relabel.relabel.goals import BOTTOM, TOP, target_list, to_goal
-
-SPEC = zoo.get("digits").input
 
 
 def test_each_goal_has_one_rule():
@@ -45,20 +40,14 @@ def test_targets_become_goals():
 
 
 @pytest.fixture(scope="module")
-def model():
-    clf = load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="engine")
-    return Model(clf, SPEC, "digits", zoo.class_names("digits"), "digits")
-
-
-@pytest.fixture(scope="module")
 def images(digits_data):
     return [im[:, :, None] / 255.0 for im in digits_data["images"][:6].astype(np.float64)]
 
 
-def test_untargeted_honours_confidence(model, images):
+def test_untargeted_honours_confidence(engine_model, images):
     """The regression of issue 24: --untargeted --confidence 0.99 reported success at p = 0.499."""
-    plain = Relabeller(model, max_distortion=None, max_iter=600).run_batch(images, ["untargeted"] * 6)
-    sure = Relabeller(model, max_distortion=None, max_iter=600, confidence=0.99).run_batch(images, ["untargeted"] * 6)
+    plain = Relabeller(engine_model, max_distortion=None, max_iter=600).run_batch(images, ["untargeted"] * 6)
+    sure = Relabeller(engine_model, max_distortion=None, max_iter=600, confidence=0.99).run_batch(images, ["untargeted"] * 6)
     assert all(r.success for r in plain) and any(r.final_prob < 0.99 for r in plain)
     for a, b in zip(plain, sure):
         assert b.target is None and b.original_label == a.original_label
@@ -69,8 +58,8 @@ def test_untargeted_honours_confidence(model, images):
     assert any(b.success for b in sure)
 
 
-def test_a_goal_object_as_target(model, images):
-    r = Relabeller(model, max_distortion=None, max_iter=600).run(images[0], TargetClass(confidence=0.9, target=4))
+def test_a_goal_object_as_target(engine_model, images):
+    r = Relabeller(engine_model, max_distortion=None, max_iter=600).run(images[0], TargetClass(confidence=0.9, target=4))
     assert r.success and r.final_label == 4 and r.final_prob >= 0.9 and r.goal.confidence == 0.9
     with pytest.raises(ModelNotFoundError, match="out of range"):
-        Relabeller(model).run(images[0], TargetClass(target=10))  # the digits net has classes 0..9
+        Relabeller(engine_model).run(images[0], TargetClass(target=10))  # the digits net has classes 0..9

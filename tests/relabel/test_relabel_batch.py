@@ -26,12 +26,6 @@ SPEC = zoo.get("digits").input
 
 
 @pytest.fixture(scope="module")
-def engine_model():
-    clf = load_classifier(testmodels.DIGITS_PROTOTXT, testmodels.DIGITS_WEIGHTS, backend="engine")
-    return Model(clf, SPEC, "digits", zoo.class_names("digits"), "digits")
-
-
-@pytest.fixture(scope="module")
 def batch(digits_data):
     """Eight digits as N x 1 x 16 x 16 float32 in [0, 1], and targets one class up."""
     x = digits_data["images"][:8].astype(np.float32)[:, None] / 255.0
