@@ -94,15 +94,21 @@ def test_fetch_offline(cache_home, monkeypatch):
         zoo.fetch("tiny", timeout=5)
 
 
-def test_verify_checks_converted_models_against_their_record(cache_home, monkeypatch):
-    from caffe_relabel.files.checksums import write_record
-
+def _made_model(cache_home, monkeypatch):
+    """A converted model "made" in the cache: 5000 bytes of weights, no record yet."""
     spec = dataclasses.replace(zoo.get("efficientnet_lite0"), name="made", weights_file="made.caffemodel")
     monkeypatch.setitem(zoo.MODELS, "made", spec)
     monkeypatch.setattr(zoo, "_checkout_models_dir", lambda: cache_home / "nowhere")
     path = cache_home / "models" / "made.caffemodel"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x01" * 5000)
+    return path
+
+
+def test_verify_checks_converted_models_against_their_record(cache_home, monkeypatch):
+    from caffe_relabel.files.checksums import write_record
+
+    path = _made_model(cache_home, monkeypatch)
     assert zoo.verify("made") == (path, False)  # no record: not verified
     write_record(path)
     assert zoo.verify("made") == (path, True)
@@ -118,12 +124,7 @@ def test_fetch_of_a_cut_converted_model_fails_as_verify_does(cache_home, monkeyp
     from caffe_relabel.errors import ModelFormatError
     from caffe_relabel.files.checksums import write_record
 
-    spec = dataclasses.replace(zoo.get("efficientnet_lite0"), name="made", weights_file="made.caffemodel")
-    monkeypatch.setitem(zoo.MODELS, "made", spec)
-    monkeypatch.setattr(zoo, "_checkout_models_dir", lambda: cache_home / "nowhere")
-    path = cache_home / "models" / "made.caffemodel"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x01" * 5000)
+    path = _made_model(cache_home, monkeypatch)
     write_record(path)
     assert zoo.fetch("made") == path  # intact: found, nothing to do
     with open(path, "r+b") as f:
