@@ -152,8 +152,9 @@ class Loop:
         p8: list[Optional[np.ndarray]] = list(checked8)
         todo = [j for j, known in enumerate(p8) if known is None]
         if todo:
-            blobs8 = arrays.uint8_blobs(arrays.take(x, todo))
-            same = arrays.host(arrays.xp.all((blobs8 == arrays.take(x, todo)).reshape(len(todo), -1), 1))
+            xs = arrays.take(x, todo)
+            blobs8 = arrays.uint8_blobs(xs)
+            same = arrays.host(arrays.xp.all((blobs8 == xs).reshape(len(todo), -1), 1))
             for j, unchanged in zip(todo, same):
                 if unchanged:
                     p8[j] = probs[j]

@@ -125,14 +125,11 @@ class Relabeller:
         self.model = net if isinstance(net, Model) else load_model(net, backend=backend, device=device)
         spec = self.model.input
         # Blob bounds of black and white pixels, and a step of alpha/255 of a grey level,
-        # whatever the transform (raw scale, mean, input scale).
+        # whatever the transform (raw scale, mean, input scale); the loop arrays hold them as float32.
         low, high = spec.blob_bounds()
-        self._low = low.astype(np.float32)
-        self._high = high.astype(np.float32)
-        self._step = np.float32(self.settings.alpha / 255.0 * spec.grey_level)
+        step = self.settings.alpha / 255.0 * spec.grey_level
         self._recent: "OrderedDict[tuple, np.ndarray]" = OrderedDict()  # see _fitted
-        self._arrays: LoopArrays = _loop_arrays(self.model.classifier, spec, self._step, self._low, self._high,
-                                                self.settings.clip)
+        self._arrays: LoopArrays = _loop_arrays(self.model.classifier, spec, step, low, high, self.settings.clip)
         self._loop = Loop(self._arrays, self.settings, self.trace)
 
     # -- public API ------------------------------------------------------
