@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -30,6 +30,7 @@ from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import NetParameter
 from caffe_relabel.netdef.weights import WeightsLike, check_weights
 from caffe_relabel.numerics import check_numerics
 from caffe_relabel.engine.device import numeric_context, resolve_device, uses_channels_last, uses_im2col
+from caffe_relabel.engine.fusion import Fusion, find_fusions
 from caffe_relabel.engine.spec import Build, Shape
 from caffe_relabel.engine.weights import layer_tensors
 
@@ -49,11 +50,15 @@ class CaffeNet(nn.Module):
 
     def __init__(self, steps: list[Step], modules: list[nn.Module], blob_shapes: dict[str, Shape],
                  input_name: str, output_name: str, logits_name: str, device: torch.device, numerics: str,
-                 scores_name: Optional[str] = None, softmax_index: Optional[int] = None) -> None:
+                 scores_name: Optional[str] = None, softmax_index: Optional[int] = None,
+                 fusions: Sequence[Fusion] = ()) -> None:
         super().__init__()
         self.steps = steps
         # A list, not a dict: Caffe layer names may contain '.', which nn.ModuleDict refuses.
         self.layers = nn.ModuleList(modules)
+        # Runs of layers computed as one (engine/fusion.py), by their first layer's index.
+        self.fusions = {f.start: f for f in fusions}
+        self.fused = nn.ModuleList(f.module for f in fusions)
         self.blob_shapes = blob_shapes
         self.input_name, self.output_name, self.logits_name = input_name, output_name, logits_name
         # The class scores: the output, or a trailing ArgMax's bottom.
@@ -95,11 +100,21 @@ class CaffeNet(nn.Module):
             # channels-last, and would make every im2col convolution of the faithful mode copy).
             x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         blobs: dict[str, torch.Tensor] = {self.input_name: x}
+        i = 0
         with self.numeric_context():
-            for step, module in zip(self.steps[:last + 1], self.layers):
+            while i <= last:
+                step, module = self.steps[i], self.layers[i]
+                fusion = self.fusions.get(i)
+                if fusion is not None and i + fusion.span - 1 <= last and not fusion.inner & wanted:
+                    step, module = self.steps[i + fusion.span - 1], fusion.module
+                    bottoms = self.steps[i].bottoms
+                    i += fusion.span
+                else:
+                    bottoms = step.bottoms
+                    i += 1
                 if step.type == "Input":
                     continue
-                tops = module(*[blobs[b] for b in step.bottoms])
+                tops = module(*[blobs[b] for b in bottoms])
                 blobs.update(zip(step.tops, tops))
         return {name: blobs[name] for name in wanted}
 
@@ -146,7 +161,7 @@ def build_net(netdef: NetParameter, weights: Optional[WeightsLike] = None, devic
         shapes.update(zip(layer.top, setup.tops))
         steps.append(Step(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top)))
     net = CaffeNet(steps, modules, shapes, checked.input, head.output, head.logits, dev, numerics, scores_name=head.scores,
-                   softmax_index=head.softmax)
+                   softmax_index=head.softmax, fusions=find_fusions(checked.layers, dev))
     net.net_shapes = checked  # so a classifier can check each batch it runs (netcheck.check_batch)
     if net.channels_last:
         net = net.to(memory_format=torch.channels_last)

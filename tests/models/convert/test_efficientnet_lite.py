@@ -226,6 +226,25 @@ def test_input_gradient_matches_pytorch(caffe_net, reference, photos_rgb):
         assert (np.sign(a) == np.sign(b)).mean() > 0.999, name
 
 
+
+def test_the_engine_fuses_every_relu6_without_changing_a_bit(converted, photos_rgb):
+    # engine/fusion.py: the converter's ReLU, Power, ReLU, Power runs as one clamp chain.
+    from caffe_relabel.engine import build_net
+
+    prototxt, caffemodel = converted
+    net = build_net(read_net(prototxt), str(caffemodel), source=str(prototxt))
+    assert len(net.fusions) == sum(1 for layer in read_net(prototxt).layer if layer.type == "Power") // 2 == 33
+    blob = torch.from_numpy(_caffe_blob(photos_rgb[:2]))
+    target = torch.tensor([967, 1])
+    runs = []
+    for fusions in (net.fusions, {}):
+        net.fusions = fusions
+        x = blob.clone().requires_grad_(True)
+        logits = net(x)
+        (grad,) = torch.autograd.grad(F.cross_entropy(logits, target, reduction="sum"), x)
+        runs.append((logits.detach(), grad))
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+
 # --- TF SAME padding in Caffe ----------------------------------------------
 
 
