@@ -2,8 +2,9 @@
 
 ``faithful``: float32 everywhere, NCHW. On CPU, convolutions run Caffe's
 own algorithm, im2col + GEMM + col2im (engine/layers/conv.py), except
-depthwise ones, which run oneDNN on channels-last tensors inside the layer
-(drift measured in bench/README.md); on CUDA, TF32
+depthwise ones, which run oneDNN on channels-last tensors, and the block
+around them stays channels-last (its 1 x 1 convolutions as one GEMM; drift
+measured in bench/README.md); on CUDA, TF32
 off for matmul and cuDNN convolutions, cuDNN restricted to deterministic
 algorithms and no autotuning.
 ``fast``: channels-last memory layout; on CPU oneDNN's direct convolutions,

@@ -55,6 +55,8 @@ class _ClampChainFunction(torch.autograd.Function):
 class ClampChain(nn.Module):
     """ReLU, Power(shift - x), ReLU, Power(shift - x) as one module (a ReLU6 when shift is 6)."""
 
+    layout_agnostic = True
+
     def __init__(self, shift: float, device: torch.device) -> None:
         super().__init__()
         self.shift = shift

@@ -114,7 +114,11 @@ class CaffeNet(nn.Module):
                     i += 1
                 if step.type == "Input":
                     continue
-                tops = module(*[blobs[b] for b in bottoms])
+                inputs = [blobs[b] for b in bottoms]
+                if not (self.channels_last or getattr(module, "layout_agnostic", False)):
+                    # Channels-last blobs from depthwise layers (engine/layers/conv.py): NCHW for the rest.
+                    inputs = [t.contiguous() for t in inputs]
+                tops = module(*inputs)
                 blobs.update(zip(step.tops, tops))
         return {name: blobs[name] for name in wanted}
 

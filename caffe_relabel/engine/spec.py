@@ -24,6 +24,10 @@ from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import LayerParameter
 class CaffeLayer(nn.Module):
     """A layer's module: ``forward(*bottoms)`` returns a tuple of tops."""
 
+    #: Whether it computes the same bits from channels-last bottoms (element-wise layers, views); the
+    #: faithful net hands the others NCHW copies, since a reduction may sum in another order there.
+    layout_agnostic: bool = False
+
     def add_blob(self, name: str, value: Optional[torch.Tensor]) -> None:
         """Register a parameter blob (None: an absent optional blob, e.g. no bias)."""
         # Frozen: the engine only ever differentiates with respect to the input.

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 from caffe_relabel.engine.layers.conv import IM2COL, ONEDNN_CHANNELS_LAST, Conv2d, ConvTranspose2d, \
-    _PinnedConvolution  # noqa: E402
+    _ChannelsLastPointwise, _PinnedConvolution  # noqa: E402
 
 # (module class, weight shape, stride, pad, dilation, group): Caffe's awkward settings.
 GEOMETRIES = {
@@ -25,6 +25,7 @@ GEOMETRIES = {
     "depthwise": (Conv2d, (4, 1, 3, 3), (1, 1), (1, 1), (1, 1), 4),
     "deconvolution": (ConvTranspose2d, (4, 3, 4, 4), (2, 2), (1, 1), (1, 1), 1),
     "deconvolution_grouped": (ConvTranspose2d, (4, 1, 3, 3), (2, 1), (0, 1), (1, 1), 2),
+    "pointwise": (Conv2d, (6, 4, 1, 1), (1, 1), (0, 0), (1, 1), 1),
 }
 
 
@@ -89,7 +90,9 @@ def test_depthwise_runs_channels_last_onednn_in_any_backward(caller_mkldnn: bool
         assert torch.backends.mkldnn.enabled == caller_mkldnn  # the caller's setting is left as it was
     finally:
         torch.backends.mkldnn.set_flags(True, None, None, None)
-    assert y.is_contiguous() and gx.is_contiguous()  # NCHW out, as the faithful mode's other layers take it
+    # Channels-last out, as the block's next layers take it (the net gives the others NCHW copies).
+    cl = torch.channels_last
+    assert y.is_contiguous(memory_format=cl) and not y.is_contiguous() and gx.is_contiguous(memory_format=cl)
     # The reference: the plain op on channels-last tensors, oneDNN on.
     plain = layer("depthwise", torch.float32, im2col=False)
     plain.weight.data = plain.weight.data.contiguous(memory_format=torch.channels_last)
@@ -111,3 +114,30 @@ def test_depthwise_backward_is_the_derivative() -> None:
     x = torch.randn(2, 4, 7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     inputs = tuple(t.detach().clone().requires_grad_(True) for t in (x, conv.weight, conv.bias))
     assert torch.autograd.gradcheck(lambda x, w, b: _PinnedConvolution.apply(x, w, b, conv, ONEDNN_CHANNELS_LAST), inputs)
+
+
+def test_only_unit_stride_unpadded_single_group_1x1_is_pointwise() -> None:
+    assert [g for g in GEOMETRIES if layer(g, torch.float32).pointwise] == ["pointwise"]
+    cls, shape, _, _, dilation, group = GEOMETRIES["pointwise"]
+    for stride, pad in (((2, 2), (0, 0)), ((1, 1), (1, 0))):
+        assert not cls(torch.ones(shape), None, stride, pad, dilation, group, True).pointwise
+
+
+def test_pointwise_on_channels_last_is_the_im2col_convolution_and_stays_channels_last() -> None:
+    conv = layer("pointwise", torch.float32)
+    x = torch.randn(3, 4, 13, 11, generator=torch.Generator().manual_seed(2))
+    y, gx = forward_backward(conv, x.contiguous(memory_format=torch.channels_last))
+    cl = torch.channels_last
+    assert not y.is_contiguous() and y.is_contiguous(memory_format=cl) and gx.is_contiguous(memory_format=cl)
+    want = forward_backward(conv, x)  # NCHW in: im2col, as every other geometry
+    assert want[0].is_contiguous()
+    # The same sums over 4 input channels (6 for the gradient), maybe in another order: float32 rounding apart.
+    assert torch.allclose(y, want[0], rtol=0, atol=1e-5) and torch.allclose(gx, want[1], rtol=0, atol=1e-5)
+    assert not torch.allclose(y, want[0] + 1e-3, rtol=0, atol=1e-5)
+
+
+def test_pointwise_backward_is_the_derivative() -> None:
+    conv = layer("pointwise", torch.float64)
+    x = torch.randn(2, 4, 7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: _ChannelsLastPointwise.apply(x, conv.weight, conv.bias), (x,))

@@ -35,3 +35,44 @@ def test_input_strides_do_not_change_the_layout(numerics: str, layout: torch.mem
     got, want = net(y), net(x)
     assert torch.equal(got, want)
     assert torch.equal(torch.autograd.grad(got.sum(), y)[0], torch.autograd.grad(want.sum(), x)[0])
+
+
+DEPTHWISE_NET = '''
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 4 dim: 9 dim: 9 } } }
+layer { name: "dw" type: "Convolution" bottom: "data" top: "dw"
+        convolution_param { num_output: 4 kernel_size: 3 group: 4 } }
+layer { name: "relu" type: "ReLU" bottom: "dw" top: "dw" }
+layer { name: "pw" type: "Convolution" bottom: "dw" top: "pw" convolution_param { num_output: 6 kernel_size: 1 } }
+layer { name: "sum" type: "Eltwise" bottom: "pw" bottom: "pw" top: "sum" }
+layer { name: "pool" type: "Pooling" bottom: "sum" top: "pool" pooling_param { pool: AVE kernel_size: 3 } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc" inner_product_param { num_output: 5 } }
+'''
+
+
+def test_faithful_depthwise_blocks_pass_channels_last_and_the_rest_get_nchw() -> None:
+    rng = np.random.default_rng(0)
+    shapes = {"dw": [(4, 1, 3, 3), (4,)], "pw": [(6, 4, 1, 1), (6,)], "fc": [(5, 6 * 5 * 5), (5,)]}
+    weights = {name: [rng.normal(0, 0.5, size=s).astype(np.float32) for s in blobs] for name, blobs in shapes.items()}
+    net = build_net(parse_net(DEPTHWISE_NET), weights, source="net.prototxt")
+    seen: dict[str, bool] = {}
+    for step, module in zip(net.steps, net.layers):
+        module.register_forward_pre_hook(
+            lambda m, args, name=step.name: seen.__setitem__(name, all(a.is_contiguous() for a in args)))
+    x = torch.from_numpy(rng.normal(size=(2, 4, 9, 9)).astype(np.float32)).requires_grad_(True)
+    blobs = net.blobs(x, ["dw", "pw", "sum", "fc"])
+    cl = torch.channels_last
+    # The depthwise output, its ReLU, the 1 x 1 convolution and the sum stay channels-last ...
+    assert all(blobs[b].is_contiguous(memory_format=cl) and not blobs[b].is_contiguous() for b in ("dw", "pw", "sum"))
+    # ... and the pooling (a sum over its window) and the inner product are handed NCHW.
+    assert seen["relu"] is False and seen["pool"] is True and seen["fc"] is True
+    (grad,) = torch.autograd.grad(blobs["fc"].sum(), x)
+    # The same net all NCHW (the 1 x 1 convolution by im2col): float32 rounding apart.
+    for module in net.layers:
+        module._forward_pre_hooks.clear()
+    nchw = net.layers[[s.name for s in net.steps].index("dw")]
+    nchw.forward = lambda t, conv=nchw, plain=type(nchw).forward: tuple(o.contiguous() for o in plain(conv, t))
+    y = torch.from_numpy(x.detach().numpy().copy()).requires_grad_(True)
+    want = net(y)
+    assert net.blobs(y, ["pw"])["pw"].is_contiguous()
+    torch.testing.assert_close(blobs["fc"], want, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(grad, torch.autograd.grad(want.sum(), y)[0], rtol=1e-6, atol=1e-5)

@@ -28,7 +28,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from caffe_relabel.models import testmodels
+from caffe_relabel.models import testmodels, zoo
 from caffe_relabel.backends import load_classifier
 from caffe_relabel.backends.base import softmax_cross_entropy_grad
 from caffe_relabel.backends.engine import EngineClassifier
@@ -58,9 +58,26 @@ def float64_gradient(engine: EngineClassifier, x: np.ndarray, targets: np.ndarra
     return grad.numpy()
 
 
-@pytest.mark.parametrize("name", testmodels.RANDOM_MODELS)
+def model_files(name: str) -> tuple[str, str]:
+    """A random-weight zoo net, or a converted model with its real weights (converted if absent)."""
+    if name in testmodels.RANDOM_MODELS:
+        return testmodels.random_model(name)
+    spec = zoo.get(name)
+    if zoo.find_weights(spec) is None:
+        from caffe_relabel.files.paths import cache_dir
+        from caffe_relabel.models.convert import CONVERTERS
+        from caffe_relabel.models.convert.efficientnet_lite_arch import VARIANTS
+
+        pytest.importorskip(VARIANTS[spec.converter].module)
+
+        CONVERTERS[spec.converter][0](cache_dir("models"))
+    return str(spec.prototxt), str(zoo.find_weights(spec))
+
+
+# EfficientNet-Lite0 with its real weights: depthwise blocks run channels-last (engine/layers/conv.py).
+@pytest.mark.parametrize("name", testmodels.RANDOM_MODELS + ("efficientnet_lite0",))
 def test_zoo_photographs_match_pycaffe(name: str) -> None:
-    proto, weights = testmodels.random_model(name)
+    proto, weights = model_files(name)
     engine = EngineClassifier(proto, weights)
     caffe = load_classifier(proto, weights, backend="pycaffe")
     x = (photographs(engine.input_shape[1]) * testmodels.ZOO_INPUT_SCALE.get(name, 1.0)).astype(np.float32)

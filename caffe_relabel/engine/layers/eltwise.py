@@ -11,6 +11,8 @@ from caffe_relabel.engine.spec import Build, CaffeLayer
 
 
 class Eltwise(CaffeLayer):
+    layout_agnostic = True
+
     def __init__(self, op: int, coeffs: Sequence[float]) -> None:
         super().__init__()
         self.op, self.coeffs = op, list(coeffs)

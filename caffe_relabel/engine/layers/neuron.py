@@ -23,6 +23,8 @@ f32 = np.float32
 class Elementwise(CaffeLayer):
     """A parameter-free element-wise function of one bottom."""
 
+    layout_agnostic = True
+
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], description: str) -> None:
         super().__init__()
         self.fn = fn
@@ -169,6 +171,8 @@ def build_threshold(b: Build) -> CaffeLayer:
 
 
 class PReLU(CaffeLayer):
+    layout_agnostic = True
+
     def __init__(self, slope: torch.Tensor) -> None:
         super().__init__()
         self.add_blob("slope", slope)

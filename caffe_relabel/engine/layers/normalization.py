@@ -29,6 +29,8 @@ class BatchNorm(CaffeLayer):
         self.add_blob("variance", variance)
         self.add_blob("scale_factor", factor)
         self.use_global_stats, self.eps = use_global_stats, eps
+        # Element-wise with stored statistics; batch statistics are sums.
+        self.layout_agnostic = use_global_stats
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         view = (1, -1) + (1,) * (x.dim() - 2) if x.dim() > 1 else (-1,)
@@ -56,6 +58,8 @@ def _broadcast_view(x: torch.Tensor, blob: torch.Tensor, axis: int) -> torch.Ten
 
 class ScaleBias(CaffeLayer):
     """x * scale (+ bias), or x + bias; scale/bias are blobs or the second bottom."""
+
+    layout_agnostic = True
 
     def __init__(self, axis: int, scale: Optional[torch.Tensor], bias: Optional[torch.Tensor], scale_from_bottom: bool,
                  bias_from_bottom: bool) -> None:

@@ -21,6 +21,8 @@ class Concat(GeometryLayer):
 
 
 class Split(CaffeLayer):
+    layout_agnostic = True
+
     def __init__(self, n: int) -> None:
         super().__init__()
         self.n = n
@@ -71,6 +73,7 @@ class Reshape(GeometryLayer):
 
 class Crop(GeometryLayer):
     geometry: CropWindow
+    layout_agnostic = True  # a view
 
     def forward(self, x: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor]:
         w = self.geometry
