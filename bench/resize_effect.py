@@ -89,8 +89,9 @@ def main() -> None:
                       "success": ok.tolist(), "distortions": out.distortions.tolist()}
 
     result = {
-        "date": time.strftime("%Y-%m-%d", time.gmtime()), "cpu": _cpu(), "model": MODEL, "resize": specs["skimage"].resize, "interpolation": 3, "photographs": len(files),
-        "pairs": args.pairs, "seed": args.seed, "settings": PAPER_SETTINGS.as_dict(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()), "cpu": _cpu(), "model": MODEL,
+        "resize": specs["skimage"].resize, "interpolation": 3, "photographs": len(files), "pairs": args.pairs,
+        "seed": args.seed, "settings": PAPER_SETTINGS.as_dict(),
         "fit_seconds_median": {r: statistics.median(seconds[r]) for r in RESAMPLERS},
         "top1_accuracy": {r: float((labels[r] == truth).mean()) for r in RESAMPLERS},
         "top1_agreement": float((labels["skimage"] == labels["pillow"]).mean()),
@@ -117,7 +118,8 @@ def _print_table(result: dict) -> None:
     for r in RESAMPLERS:
         rel = result["relabel"][r]
         print(f"{r:10} {result['fit_seconds_median'][r]:11.4f} {result['top1_accuracy'][r]:6.3f} "
-              f"{rel['success_rate']:8.3f} {fmt(rel['distortion_mean_success'], '10.5f')} {rel['iterations_mean']:10.2f}")
+              f"{rel['success_rate']:8.3f} {fmt(rel['distortion_mean_success'], '10.5f')} "
+              f"{rel['iterations_mean']:10.2f}")
     print(f"top-1 agreement {result['top1_agreement']:.3f}; pixel difference mean "
           f"{result['pixel_difference_mean']:.3f}, max {result['pixel_difference_max']:.1f} grey levels")
 
