@@ -14,7 +14,7 @@ resampler of ``InputSpec.resample``:
     success rate under the 0.01 cap, the mean distortion of the successes and
     the mean iterations.
 
-Writes resize_effect.json into $BENCH_RESULTS (default bench/results/).
+Writes resize_effect.json into $BENCH_RESULTS (default bench/results/), or to ``--out``.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ import dataclasses
 import statistics
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from common import RESULTS, write_json
 from imagenet_sample import DEFAULT_FOLDER
 
 from caffe_relabel import Relabeller, load_model
+from caffe_relabel.experiments.sources import IMAGE_SUFFIXES
 from caffe_relabel.experiments.sweep import PAPER_SETTINGS
 from caffe_relabel.images.preprocess import fit, images_to_blobs, load_image
 
@@ -38,17 +40,18 @@ MODEL = "efficientnet_lite0"
 CHUNK = 16  # photographs classified at once: the fitted images are not all kept
 
 
-def main() -> None:
+def main(argv: Optional[list[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--folder", type=Path, default=DEFAULT_FOLDER)
     ap.add_argument("--count", type=int, default=500, help="photographs for (a) and (b) (default 500)")
     ap.add_argument("--pairs", type=int, default=40, help="photographs relabelled for (c) (default 40)")
     ap.add_argument("--seed", type=int, default=0, help="of the random targets (default 0)")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=RESULTS / "resize_effect.json")
+    args = ap.parse_args(argv)
 
     fast = load_model(MODEL, backend="engine", numerics="fast")
     specs = {r: dataclasses.replace(fast.input, interpolation=3, resample=r) for r in RESAMPLERS}
-    files = sorted(f for f in args.folder.iterdir() if f.suffix.lower() in (".jpeg", ".jpg"))[:args.count]
+    files = sorted(f for f in args.folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)[:args.count]
     if len(files) < max(args.count, args.pairs):
         raise SystemExit(f"{args.folder}: expected {max(args.count, args.pairs)} <wnid>_<name>.JPEG photographs, "
                          f"found {len(files)}")
@@ -99,7 +102,7 @@ def main() -> None:
         "relabel": relabel, "targets": targets,
     }
     _print_table(result)
-    write_json(RESULTS / "resize_effect.json", result)
+    write_json(args.out, result)
 
 
 def _cpu() -> str:
