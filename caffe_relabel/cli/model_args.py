@@ -33,7 +33,8 @@ def add_model_args(p: argparse.ArgumentParser, default_model: Optional[str] = DE
         "A zoo model (--model) knows its input. A --prototxt net's input transform is Caffe's: "
         "blob = (pixel * raw_scale - mean) * input_scale, pixel in [0, 1], resized (--resize, --interpolation, "
         "--resample) and centre-cropped to the net's input size; from --train-val's transform_param, or from the "
-        "options below (which win over it). Options spelled as Caffe's classify.py spells them work too (--raw_scale, ...).",
+        "options below (which win over it). Options spelled as Caffe's classify.py spells them work too "
+        "(--raw_scale, ...).",
     )
     if many:
         g.add_argument("--model", "-m", nargs="+", default=default_model, help=model_help)

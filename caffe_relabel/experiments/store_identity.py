@@ -61,8 +61,8 @@ def input_identity(spec: InputSpec) -> dict[str, Any]:
     return {"size": [int(v) for v in spec.size], "channel_order": spec.channel_order,
             "mean": [float(v) for v in mean] if mean.ndim == 1 else
             "sha1 " + hashlib.sha1(np.ascontiguousarray(mean).tobytes()).hexdigest(),
-            "resize": spec.resize, "interpolation": int(spec.interpolation), "resample": spec.resample,
-            "raw_scale": float(spec.raw_scale), "input_scale": float(spec.input_scale)}
+            "resize": None if spec.resize is None else int(spec.resize), "interpolation": int(spec.interpolation),
+            "resample": spec.resample, "raw_scale": float(spec.raw_scale), "input_scale": float(spec.input_scale)}
 
 
 def _identity_v1(data: dict) -> dict:

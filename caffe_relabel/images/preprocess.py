@@ -63,7 +63,7 @@ class InputSpec:
     def __post_init__(self) -> None:
         from caffe_relabel.images.resize import ORDERS
 
-        if self.resample not in ORDERS:
+        if not isinstance(self.resample, str) or self.resample not in ORDERS:
             raise ArgumentError(f"expected resample {' or '.join(map(repr, ORDERS))}, got {self.resample!r}")
         if isinstance(self.interpolation, bool) or self.interpolation not in ORDERS[self.resample]:
             raise ArgumentError(f"expected interpolation {', '.join(map(str, ORDERS[self.resample]))} "

@@ -92,6 +92,8 @@ def test_skimage_is_scikit_images_resize_as_before(order):
 def test_resample_and_its_orders_are_checked():
     with pytest.raises(ArgumentError, match=r"^expected resample 'skimage' or 'pillow', got 'opencv'$"):
         dataclasses.replace(SPEC, resample="opencv")
+    with pytest.raises(ArgumentError, match=r"^expected resample 'skimage' or 'pillow', got \['pillow'\]$"):
+        dataclasses.replace(SPEC, resample=["pillow"])
     with pytest.raises(ArgumentError, match=r"^expected interpolation 0, 1, 3 \(spline order\) with "
                                             r"resample='pillow', got 2$"):
         dataclasses.replace(SPEC, interpolation=2, resample="pillow")
