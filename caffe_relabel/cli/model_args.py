@@ -7,7 +7,8 @@ from typing import Optional
 
 from caffe_relabel.backends import BACKEND_CHOICES
 from caffe_relabel.cli.options import device, natural_int, positive_float
-from caffe_relabel.models.options import DEFAULT_MODEL, ModelOptions
+from caffe_relabel.images.resize import RESAMPLERS
+from caffe_relabel.models.options import DEFAULT_MODEL, INTERPOLATIONS, ModelOptions
 from caffe_relabel.numerics import NUMERICS
 
 _DEFAULTS = ModelOptions()
@@ -30,9 +31,10 @@ def add_model_args(p: argparse.ArgumentParser, default_model: Optional[str] = DE
     g = p.add_argument_group(
         "model",
         "A zoo model (--model) knows its input. A --prototxt net's input transform is Caffe's: "
-        "blob = (pixel * raw_scale - mean) * input_scale, pixel in [0, 1], resized (--resize) and "
-        "centre-cropped to the net's input size; from --train-val's transform_param, or from the options below "
-        "(which win over it). Options spelled as Caffe's classify.py spells them work too (--raw_scale, ...).",
+        "blob = (pixel * raw_scale - mean) * input_scale, pixel in [0, 1], resized (--resize, --interpolation, "
+        "--resample) and centre-cropped to the net's input size; from --train-val's transform_param, or from the "
+        "options below (which win over it). Options spelled as Caffe's classify.py spells them work too "
+        "(--raw_scale, ...).",
     )
     if many:
         g.add_argument("--model", "-m", nargs="+", default=default_model, help=model_help)
@@ -58,6 +60,12 @@ def add_model_args(p: argparse.ArgumentParser, default_model: Optional[str] = DE
     g.add_argument("--resize", type=natural_int, default=_DEFAULTS.resize,
                    help="shorter side before the centre crop to the input size, 0 = resize straight to the input "
                    f"size (default {_DEFAULTS.resize})")
+    g.add_argument("--interpolation", choices=list(INTERPOLATIONS), default=_DEFAULTS.interpolation,
+                   help=f"how the image is resized (default {_DEFAULTS.interpolation}, as caffe.io)")
+    g.add_argument("--resample", choices=list(RESAMPLERS), default=_DEFAULTS.resample,
+                   help="who resizes: skimage (scikit-image, as caffe.io and the paper) or pillow (Pillow's "
+                   "anti-aliased resize, a far faster bicubic; nearest, bilinear or bicubic) "
+                   f"(default {_DEFAULTS.resample})")
     g.add_argument("--labels", metavar="SYNSET_WORDS",
                    help="class names, one '<id> <name>' line per class as Caffe's synset_words.txt "
                    "(default: the zoo model's, ImageNet's for a 1000-class net, else the class index)")
@@ -77,4 +85,5 @@ def model_options(args: argparse.Namespace, model: Optional[str] = None) -> Mode
                         train_val=args.train_val,
                         mean=args.mean, mean_file=args.mean_file, raw_scale=args.raw_scale,
                         input_scale=args.input_scale, channel_order=args.channel_order, resize=args.resize,
+                        interpolation=args.interpolation, resample=args.resample,
                         labels=args.labels, backend=args.backend, device=args.device, numerics=args.engine_mode)

@@ -35,6 +35,7 @@ from caffe_relabel.experiments.intervals import BOOTSTRAP_MAX_N, normal
 from caffe_relabel.experiments.provenance import model_files
 from caffe_relabel.experiments.sources import Source, load_sources
 from caffe_relabel.experiments.store import StoreIdentity, StoredResult, SweepStore
+from caffe_relabel.experiments.store_identity import input_identity
 
 #: progress(done, total): pairs of this shard done so far (the open commit group included), and in all.
 ProgressFn = Callable[[int, int], None]
@@ -209,7 +210,8 @@ def run_sweep(
     """
     net = open_model(model, backend)
     relabeller = Relabeller(net, settings)
-    identity = StoreIdentity(net.name, net.classifier.backend_name, relabeller.settings, model_files(net))
+    identity = StoreIdentity(net.name, net.classifier.backend_name, relabeller.settings, model_files(net),
+                             input_identity(net.input))
     if isinstance(sources, (list, tuple)):
         if per_class is not None:
             raise ArgumentError("per_class picks from a folder or list file; got Source objects already picked")

@@ -19,6 +19,9 @@ RANDOM_PREFIX = "random:"
 
 DEFAULT_MODEL = "bvlc_googlenet"
 
+#: ``interpolation``'s names -> InputSpec's spline orders.
+INTERPOLATIONS = {"nearest": 0, "bilinear": 1, "bicubic": 3}
+
 # The transform options only a prototxt net takes (a zoo model knows its input), with their flags.
 _TRANSFORM_OPTIONS = (("train_val", "--train-val"), ("mean", "--mean"), ("mean_file", "--mean-file"),
                       ("raw_scale", "--raw-scale"), ("input_scale", "--input-scale"))
@@ -44,6 +47,8 @@ class ModelOptions:
     input_scale: Optional[float] = None  # None: train_val's scale, else 1
     channel_order: str = "BGR"
     resize: Optional[int] = 256  # None or 0: straight to the input size
+    interpolation: str = "bilinear"  # a name of INTERPOLATIONS
+    resample: str = "skimage"  # InputSpec.resample
     labels: Optional[str] = None
     backend: str = "auto"
     device: str = "cpu"
@@ -75,13 +80,17 @@ class ModelOptions:
 
             mean = read_mean(self.mean_file)
         raw_scale = 255.0 if self.raw_scale is None else self.raw_scale
+        if self.interpolation not in INTERPOLATIONS:
+            raise ArgumentError(f"--interpolation: expected {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        resizing = {"resize": self.resize or None, "interpolation": INTERPOLATIONS[self.interpolation],
+                    "resample": self.resample}
         try:
             if self.train_val is not None:
                 spec = InputSpec.from_transform_param(self.train_val, (h, w), channel_order=self.channel_order,
-                                                      resize=self.resize or None, raw_scale=raw_scale)
+                                                      raw_scale=raw_scale, **resizing)
                 changes = {"mean": mean, "input_scale": self.input_scale}
                 return dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
-            return InputSpec(size=(h, w), channel_order=self.channel_order, mean=mean, resize=self.resize or None,
-                             raw_scale=raw_scale, input_scale=1.0 if self.input_scale is None else self.input_scale)
+            return InputSpec(size=(h, w), channel_order=self.channel_order, mean=mean, raw_scale=raw_scale,
+                             input_scale=1.0 if self.input_scale is None else self.input_scale, **resizing)
         except ArgumentError as e:
-            raise ArgumentError(f"--mean/--channel-order: {e}") from None
+            raise ArgumentError(f"--mean/--channel-order/--resample: {e}") from None

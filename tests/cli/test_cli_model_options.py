@@ -15,7 +15,8 @@ from caffe_relabel.models import testmodels
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 MODEL_FLAGS = ("--model", "--prototxt", "--weights", "--train-val", "--mean", "--mean-file", "--raw-scale",
-               "--input-scale", "--channel-order", "--resize", "--labels", "--backend", "--device", "--engine-mode")
+               "--input-scale", "--channel-order", "--resize", "--interpolation", "--resample", "--labels", "--backend",
+               "--device", "--engine-mode")
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,12 @@ def test_sweep_on_a_user_model_records_its_files_and_refuses_other_weights(data,
     err = capsys.readouterr().err
     assert "made with model files deploy.prototxt" in err and "scaled_digits.caffemodel" in err
     assert err.count("\n") == 1 and "Traceback" not in err
+    # The preprocessing is recorded too: another resampler is another store.
+    assert identity["input"] == {"size": [16, 16], "channel_order": "GREY", "mean": [128.0], "resize": None,
+                                 "interpolation": 1, "resample": "skimage", "raw_scale": 255.0, "input_scale": 1.0}
+    assert cli.main([*sweep, *_user(root, backend), "--resample", "pillow"]) == cli.EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "made with input resample='skimage', expected resample='pillow'" in err and err.count("\n") == 1
 
 
 def test_merge_refuses_stores_of_other_model_files(data, tmp_path, capsys):
@@ -136,3 +143,12 @@ def test_report_takes_a_model_or_a_prototxt_not_both(data, tmp_path, capsys):
     argv = ["report", "-q", "--out", str(tmp_path), "--model", "digits", *_user(root, "engine")]
     assert cli.main(argv) == cli.EXIT_USAGE
     assert "--model and --prototxt: expected one of them" in capsys.readouterr().err
+
+
+def test_interpolation_and_resample_flags_reach_the_model_options():
+    from caffe_relabel.cli.model_args import model_options
+
+    args = build_parser().parse_args(["classify", "x.png", "--interpolation", "bicubic", "--resample", "pillow"])
+    assert (model_options(args).interpolation, model_options(args).resample) == ("bicubic", "pillow")
+    args = build_parser().parse_args(["classify", "x.png"])
+    assert (model_options(args).interpolation, model_options(args).resample) == ("bilinear", "skimage")

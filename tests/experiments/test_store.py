@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import sqlite3
 
 import numpy as np
@@ -131,6 +134,45 @@ def test_identity_model_files_round_trip_and_are_compared_when_both_have_them():
                        match=r"^s.sqlite: made with model files deploy.prototxt \(sha1 111111111111\), w.caffemodel "
                              r"\(sha1 222222222222\), expected .*w.caffemodel \(sha1 333333333333\)"):
         store_mod.check_same(a, b, "s.sqlite")
+
+
+def test_a_resume_with_other_preprocessing_is_refused_naming_the_field(tmp_path):
+    from caffe_relabel.experiments.store_identity import input_identity
+    from caffe_relabel.images.preprocess import InputSpec
+
+    spec = InputSpec(size=(224, 224), mean=(127.0, 127.0, 127.0), interpolation=3)
+    made = dataclasses.replace(IDENTITY, input=input_identity(spec))
+    path = tmp_path / "s.sqlite"
+    with SweepStore(path, made) as db:
+        db.add_many(_row(i) for i in range(3))
+    with SweepStore(path, made) as db:  # the same preprocessing resumes, as read back from the JSON
+        assert db.identity == made and db.count() == 3
+    other = dataclasses.replace(IDENTITY, input=input_identity(dataclasses.replace(spec, resample="pillow")))
+    with pytest.raises(store_mod.StoreMismatchError,
+                       match=r"s.sqlite: made with input resample='skimage', expected resample='pillow'; "
+                             r"sweep this preprocessing into a new --store"):
+        SweepStore(path, other)
+    image = input_identity(dataclasses.replace(spec, mean=np.full((3, 256, 256), 127.0)))
+    assert image["mean"] == "sha1 " + hashlib.sha1(np.full((3, 256, 256), 127.0).tobytes()).hexdigest()
+    with pytest.raises(store_mod.StoreMismatchError, match=r"made with input mean=\[127.0, 127.0, 127.0\], "
+                                                          r"expected mean='sha1 [0-9a-f]{40}'"):
+        store_mod.check_same(made, dataclasses.replace(IDENTITY, input=image), "s.sqlite")
+
+
+def test_a_store_from_before_the_input_was_recorded_loads_and_resumes(tmp_path):
+    from caffe_relabel.experiments.store_identity import input_identity
+    from caffe_relabel.images.preprocess import InputSpec
+
+    old = json.loads(IDENTITY.to_json())
+    assert "input" not in old  # as stores were written before the field
+    assert StoreIdentity.from_json(json.dumps(old)) == IDENTITY
+    path = tmp_path / "old.sqlite"
+    with SweepStore(path, IDENTITY) as db:
+        db.add_many(_row(i) for i in range(3))
+    now = dataclasses.replace(IDENTITY, input=input_identity(InputSpec(size=(16, 16), channel_order="GREY",
+                                                                        mean=(128.0,), resize=None)))
+    with SweepStore(path, now) as db:  # unknown preprocessing: not a mismatch
+        assert db.identity == IDENTITY and db.count() == 3
 
 
 def test_a_table_named_by_a_blob_is_a_damaged_store(tmp_path):

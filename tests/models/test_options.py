@@ -96,6 +96,21 @@ def test_train_val_gives_the_mean_and_an_option_wins_over_it(tmp_path):
     assert tuple(spec.mean) == (7.0,) and spec.input_scale == 2.0
 
 
+def test_interpolation_and_resample_reach_the_spec_with_or_without_train_val(tmp_path):
+    assert (ModelOptions().interpolation, ModelOptions().resample) == ("bilinear", "skimage")  # as before
+    train_val = tmp_path / "train_val.prototxt"
+    train_val.write_text('layer { name: "d" type: "Data" top: "data" include { phase: TEST }\n'
+                         '  transform_param { mean_value: 100 } }\n')
+    for given in ({}, {"mean": None, "train_val": str(train_val)}):
+        spec = _user_digits(interpolation="bicubic", resample="pillow", resize=20, **given).input_spec((1, 16, 16))
+        assert (spec.interpolation, spec.resample, spec.resize) == (3, "pillow", 20)
+        assert _user_digits(interpolation="nearest", **given).input_spec((1, 16, 16)).interpolation == 0
+    with pytest.raises(ArgumentError, match=r"--interpolation: expected nearest, bilinear, bicubic, got 'cubic'"):
+        _user_digits(interpolation="cubic").input_spec((1, 16, 16))
+    with pytest.raises(ArgumentError, match=r"expected resample 'skimage' or 'pillow', got 'cv2'"):
+        _user_digits(resample="cv2").input_spec((1, 16, 16))
+
+
 def test_mean_file_gives_a_mean_image(tmp_path):
     from caffe_relabel.netdef.proto.caffe_relabel_caffe_pb2 import BlobProto
 

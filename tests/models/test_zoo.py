@@ -65,6 +65,14 @@ def test_missing_weights_say_what_to_put_where(cache_home):
     assert "9116a64c0fbe4459d18f4bb6b56d647b63920377" in msg
 
 
+def test_efficientnet_lite_resizes_with_pillow_bicubic_and_bvlc_as_the_paper():
+    # bench/resize_effect.py measured Pillow's bicubic no worse; the paper's nets keep caffe.io's skimage bilinear.
+    for name, spec in zoo.MODELS.items():
+        want = ("pillow", 3) if name.startswith("efficientnet_lite") else ("skimage", 1)
+        assert (spec.input.resample, spec.input.interpolation) == want, name
+    assert "efficientnet_lite0" in zoo.MODELS and "bvlc_googlenet" in zoo.MODELS
+
+
 def test_digits_is_bundled():
     assert zoo.weights_path("digits").is_file()
     assert zoo.present_models()["digits"] is not None
